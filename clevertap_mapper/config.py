@@ -1,0 +1,70 @@
+"""Settings: the mapping options (MapperConfig) and the ``ctmap.toml`` settings file.
+
+The file is validated against a JSON Schema shipped in the package (``settings.schema.json``),
+and every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+
+from clevertap_mapper.errors import ConfigError
+
+Compat = Literal["rudderstack"]
+
+
+@dataclass(frozen=True, slots=True)
+class MapperConfig:
+    """How events are mapped.
+
+    - ``track_anonymous``: send track/page/screen events that have no userId (RudderStack's
+      "Track Anonymous Users"; off by default, as there).
+    - ``object_id_mapping``: identify users by ``objectId = anonymousId`` (RudderStack's
+      "Use CleverTap ObjectId for Mapping"); also required for device-token records.
+    - ``compat``: ``"rudderstack"`` reproduces the reference record for record; ``None`` (the
+      default) applies ctmap's fixes D1-D6 (shared/DESIGN.md section 2).
+    """
+
+    track_anonymous: bool = False
+    object_id_mapping: bool = False
+    compat: Compat | None = None
+
+    def __post_init__(self) -> None:
+        if self.compat not in (None, "rudderstack"):
+            raise ConfigError(f"compat must be 'rudderstack' or None, not {self.compat!r}")
+
+
+def settings_schema() -> dict[str, Any]:
+    """The JSON Schema of ``ctmap.toml`` (shipped as package data)."""
+    text = resources.files("clevertap_mapper").joinpath("settings.schema.json").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def load_settings_file(path: str | Path) -> dict[str, Any]:
+    """Read and validate a ``ctmap.toml``; raise ConfigError listing every problem at once."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: settings file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read settings file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc}); fix the file") from None
+    validator = Draft202012Validator(settings_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            where = ".".join(str(x) for x in err.absolute_path) or "(top level)"
+            lines.append(f"  {where}: {err.message}")
+        raise ConfigError(f"{p}: {len(errors)} problem(s) in the settings file:\n"
+                          + "\n".join(lines))
+    return data

@@ -1,0 +1,69 @@
+"""JSON encoding and decoding for ctmap's inputs and outputs: orjson, with exact fallbacks.
+
+orjson is fast but holds integers in 64 bits: on input it silently turns a longer integer into
+a float, and on output it refuses one. These helpers keep such numbers exact (or refuse them
+clearly) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Final
+
+import orjson
+
+_LONG_DIGIT_RUN: Final = re.compile(rb"\d{19}")
+_INT64_MIN: Final = -(2**63)
+_UINT64_MAX: Final = 2**64 - 1
+
+
+class NumberOutOfRange(ValueError):
+    """A JSON integer does not fit in 64 bits."""
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON, non-ASCII kept, NaN as null; exact for integers of any size."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(_nan_to_none(obj), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8")
+
+
+def _nan_to_none(v: Any) -> Any:
+    if type(v) is float and not math.isfinite(v):
+        return None
+    if type(v) is dict:
+        return {k: _nan_to_none(x) for k, x in v.items()}
+    if type(v) is list:
+        return [_nan_to_none(x) for x in v]
+    return v
+
+
+def loads(data: bytes | str, *, js_numbers: bool = False) -> Any:
+    """Parse one JSON text.
+
+    An integer beyond 64 bits raises NumberOutOfRange, unless ``js_numbers`` is set: then it
+    becomes the double JavaScript would hold (what the reference transformer sees).
+    Raises orjson.JSONDecodeError (a ValueError) for text that is not JSON.
+    """
+    value = orjson.loads(data)
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if _LONG_DIGIT_RUN.search(raw) is None:
+        return value  # no integer literal can be out of range: orjson's value is exact
+    return json.loads(raw, parse_int=_int_parser(js_numbers))
+
+
+def _int_parser(js_numbers: bool) -> Any:
+    def parse(text: str) -> int | float:
+        n = int(text)
+        if _INT64_MIN <= n <= _UINT64_MAX:
+            return n
+        if js_numbers:
+            return float(n)
+        raise NumberOutOfRange(
+            f"the integer {text[:30]}{'...' if len(text) > 30 else ''} has more than 64 bits, "
+            "which would lose digits; send it as a string")
+    return parse

@@ -1,0 +1,582 @@
+"""The pure mapping core: one RudderStack event in, CleverTap records (or a MappingError) out.
+
+It follows spec/reference-mapping.md section by section; the section numbers in comments point
+there. In the default mode the six fixes of shared/DESIGN.md section 2 (D1-D6) apply, each in
+one named function below; ``compat="rudderstack"`` skips them. Even in compat mode, events the
+reference crashes on (a 500) or would send without any identity are rejected, because
+CleverTap cannot take them.
+
+No I/O, clock, environment or global state: safe to call from any thread or process.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from clevertap_mapper.errors import MappingError
+from clevertap_mapper.mapping import tables as T
+from clevertap_mapper.mapping.js import (
+    MISSING,
+    defined,
+    html_escape,
+    is_zero_or_false,
+    js_numbers,
+    json_stringify,
+    number_to_string,
+    to_string,
+    trim,
+    truthy,
+    usable,
+)
+from clevertap_mapper.mapping.paths import (
+    OBJECT_PROTOTYPE_MEMBERS,
+    RESERVED_KEYS,
+    Path,
+    get,
+    own_items,
+    set_path,
+)
+from clevertap_mapper.mapping.timestamps import epoch_seconds, iso_seconds, reference_ts
+
+if TYPE_CHECKING:
+    from clevertap_mapper.config import MapperConfig
+    from clevertap_mapper.mapping.trace import Trace
+
+Record = dict[str, Any]
+
+MAX_IDENTITY_LENGTH = 1024  # CleverTap identities: strings of at most 1024 characters
+_FUNCTION = object()  # a JS function value (Object.prototype member): vanishes from JSON
+
+
+def map_event(event: Any, config: MapperConfig, trace: Trace | None = None) -> list[Record]:
+    """Map one RudderStack event to its CleverTap records (1, or 2 for identify + device token).
+
+    Raises MappingError (with ``.code`` and ``.message``) when the event cannot be sent.
+
+    >>> from clevertap_mapper import MapperConfig
+    >>> map_event({"type": "track", "userId": "u1", "event": "Signed Up",
+    ...            "timestamp": "2024-01-02T03:04:05Z"}, MapperConfig())
+    [{'evtName': 'Signed Up', 'evtData': {}, 'type': 'event', 'ts': 1704164645, 'identity': 'u1'}]
+    """
+    if type(event) is not dict:
+        raise MappingError("not_an_object", "the event is not a JSON object; each line must "
+                           "hold one RudderStack event object")
+    raw_type = event.get("type", MISSING)
+    if not truthy(raw_type):
+        raise MappingError("missing_type", "the event has no `type`; set it to identify, track, "
+                           "page, screen or alias")
+    if type(raw_type) is not str:
+        raise MappingError("unsupported_type", f"`type` must be a string, not {_describe(raw_type)} "
+                           "(the reference crashes on this event)")
+    kind = raw_type.lower()
+    if kind == "identify":
+        records = _identify(event, config, trace)
+    elif kind in ("track", "page", "screen"):
+        records = [_event(event, kind, config, trace)]
+    elif kind == "alias":
+        records = [_alias(event, config, trace)]
+    else:
+        raise MappingError("unsupported_type", f"event type {raw_type!r} is not supported by "
+                           "CleverTap's destination; only identify, track, page, screen and "
+                           "alias are")
+    if config.compat:
+        # The reference holds every number as a JS double: integers past 2**53 lose digits.
+        js_numbers(records)
+    return records
+
+
+# ---------------------------------------------------------------------------- lookups (s3, s4)
+
+def _first_usable(event: Any, paths: tuple[Path, ...]) -> tuple[Any, Path | None]:
+    for path in paths:
+        value = get(event, path)
+        if usable(value):
+            return value, path
+    return None, None
+
+
+def _accepted(value: Any) -> bool:
+    """constructPayload keeps a value that is truthy, ``0`` or ``false``."""
+    return truthy(value) or is_zero_or_false(value)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "a boolean"
+    if type(value) is dict:
+        return "an object"
+    if type(value) is list:
+        return "an array"
+    if type(value) is str:
+        return "a string"
+    return "a number"
+
+
+# ------------------------------------------------------------------- custom fields (s5, s6)
+
+def _extract_custom(event: Any, payload: Record, roots: tuple[Path, ...],
+                    excluded: frozenset[str], trace: Trace | None, prefix: str) -> None:
+    """extractCustomFields: copy non-excluded keys of each root; later roots win (spec s5)."""
+    keys: list[str] = []
+    for root in roots:
+        obj = get(event, root)
+        if not truthy(obj):
+            continue
+        items = own_items(obj)
+        new = [k for k, _ in items if k not in excluded and k not in RESERVED_KEYS]
+        keys.extend(new)
+        if type(obj) is dict:
+            first_root = len(keys) == len(new)
+            for k in keys if not first_root else new:
+                if k in obj:
+                    value = obj[k]
+                elif k in OBJECT_PROTOTYPE_MEMBERS:
+                    value = _FUNCTION  # JS finds the inherited member
+                else:
+                    continue
+                set_path(payload, k, value)
+                if trace is not None:
+                    trace.add("mapped", f"{prefix}{k}", f"{prefix}{k} <- {root.text}.{k} (custom)",
+                              source=f"{root.text}.{k}")
+        else:
+            # A string or array root: keys are indices, lookups return the whole string.
+            whole = obj if type(obj) is str else None
+            for k, v in items:
+                if k in new:
+                    set_path(payload, k, whole if whole is not None else v)
+        if trace is not None:
+            for k, _ in items:
+                if k in excluded and k not in ("ts", "overrideFields"):
+                    trace.add("dropped", f"{root.text}.{k}",
+                              f"{root.text}.{k}: read by a mapped field, not copied as custom")
+
+
+def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str) -> Record:
+    """convertObjectAndArrayToString: nested values become JSON text, except Items (spec s6)."""
+    if not truthy(payload):
+        return {}
+    items = payload.items() if type(payload) is dict else own_items(payload)
+    out: Record = {}
+    for k, v in items:
+        tv = type(v)
+        if (tv is dict or tv is list) and k not in T.UNSTRINGIFIED_KEYS:
+            out[k] = json_stringify(v)
+            if trace is not None and not (k == "Items" and evt_name == "Charged"):
+                trace.add("changed", f"{prefix}{k}", f"{prefix}{k}: stringified, CleverTap "
+                          "allows no nested values here")
+        else:
+            out[k] = v
+    if evt_name == "Charged" and truthy(out.get("Items", MISSING)):
+        out["Items"] = _charged_items(payload.get("Items") if type(payload) is dict else None,
+                                      out["Items"])
+    return out
+
+
+def _charged_items(original: Any, encoded: Any) -> Any:
+    """The reference parses Items back from JSON and wants an array whose first item is an object."""
+    if type(original) is list:
+        items: Any = original  # JSON.parse(JSON.stringify(list)) is the list itself
+    else:
+        try:
+            items = orjson.loads(to_string(encoded))
+        except orjson.JSONDecodeError:
+            raise MappingError("invalid_products", "`properties.products` is a string that is "
+                               "not JSON; send products as an array of objects") from None
+    if type(items) is not list or not items or not (
+            items[0] is None or type(items[0]) in (dict, list)):
+        raise MappingError("invalid_products", "Products property value must be an array of "
+                           "objects: send `properties.products` as [{...}, ...]")
+    return items
+
+
+# ---------------------------------------------------------------------------- identities
+
+def _identity(value: Any, config: MapperConfig, where: str, trace: Trace | None) -> Any:
+    """Fix D5: identities are strings of at most 1024 characters (numbers become decimal text)."""
+    if config.compat:
+        return value
+    t = type(value)
+    if t is str:
+        if len(value) > MAX_IDENTITY_LENGTH:
+            raise MappingError("invalid_identity", f"{where} is {len(value)} characters long; "
+                               f"CleverTap takes identities of at most {MAX_IDENTITY_LENGTH}")
+        return value
+    if t is int or t is float:
+        text = number_to_string(value)
+        if trace is not None:
+            trace.add("fix", where, f"{where}: number {text} sent as the string {text!r}", fix="D5")
+        return text
+    raise MappingError("invalid_identity", f"{where} is {_describe(value)}; CleverTap identities "
+                       "are strings: send the user id as text")
+
+
+def _no_identity(what: str) -> MappingError:
+    return MappingError("missing_identity", f"the {what} has no userId or anonymousId, so CleverTap "
+                        "cannot tell whose it is; add an id (or drop the event)")
+
+
+# ---------------------------------------------------------------------------- timestamps (s7)
+
+def _event_time(event: dict[str, Any]) -> tuple[int | None, str]:
+    """Fix D1: the event's own time, as RudderStack's processor computes ``timestamp``."""
+    ts = event.get("timestamp")
+    if type(ts) is str and (secs := iso_seconds(ts)) is not None:
+        return math.floor(secs), "timestamp"
+    times = [event.get(k) for k in ("receivedAt", "sentAt", "originalTimestamp")]
+    if all(type(t) is str for t in times):
+        received, sent, original = (iso_seconds(t) for t in times)  # type: ignore[arg-type]
+        if received is not None and sent is not None and original is not None:
+            return (math.floor(received - (sent - original)),
+                    "receivedAt - (sentAt - originalTimestamp)")
+    original_text = event.get("originalTimestamp")
+    if type(original_text) is str and (secs := iso_seconds(original_text)) is not None:
+        return math.floor(secs), "originalTimestamp"
+    return None, ""
+
+
+def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config: MapperConfig,
+            trace: Trace | None) -> None:
+    """Put ``ts`` on a record: the reference's rule in compat mode, D1 + D2 by default."""
+    if config.compat:
+        if raw is MISSING:
+            return
+        value = reference_ts(raw)
+        record["ts"] = value
+        if trace is not None:
+            shown = "NaN (sent as null)" if type(value) is float and value != value else value
+            rule = f"ts <- {source}" if value == raw else f"ts: {raw!r} -> {shown!r} (from {source})"
+            trace.add("mapped", "ts", rule, source=source)
+        return
+    if usable(raw):
+        secs = epoch_seconds(raw)
+        if secs is None:
+            raise MappingError("invalid_timestamp", f"{source} is {raw!r}, which is not a time; "
+                               "use epoch seconds or an ISO-8601 date-time")
+        record["ts"] = secs
+        if trace is not None:
+            compat = reference_ts(raw)
+            if compat == secs and type(compat) is int:
+                trace.add("mapped", "ts", f"ts <- {source}", source=source)
+            else:
+                trace.add("fix", "ts", f"ts: {raw!r} -> {secs} (from {source}; the reference "
+                          f"would send {compat!r})", source=source, fix="D2")
+        return
+    secs, how = _event_time(event)
+    if secs is not None and secs > 0:
+        record["ts"] = secs
+        if trace is not None:
+            trace.add("fix", "ts", f"ts <- {how} (the reference sends no ts, so CleverTap "
+                      "would stamp the upload time)", source=how, fix="D1")
+
+
+# ---------------------------------------------------------------------------- identify (s8)
+
+def _identify(event: dict[str, Any], config: MapperConfig, trace: Trace | None) -> list[Record]:
+    profile: Record = {}
+    for row in T.IDENTIFY_ROWS:
+        value, path = _first_usable(event, row.sources)
+        if row.value_map is not None and defined(value):
+            mapped = row.value_map.get(value, MISSING) if type(value) is str else MISSING
+            if trace is not None and path is not None:
+                if mapped is MISSING:
+                    trace.add("dropped", path.text, f"{row.key}: {value!r} is not a CleverTap "
+                              "gender (M or F), dropped")
+                elif mapped != value:
+                    trace.add("changed", row.key, f"{row.key}: {value!r} -> {mapped!r}",
+                              source=path.text)
+            value = mapped
+        if _accepted(value):
+            profile[row.key] = value
+            if trace is not None and path is not None:
+                trace.add("mapped", row.key, f"{row.key} <- {path.text}", source=path.text)
+
+    if not truthy(profile.get("Name", MISSING)):  # s8.1 step 2: first + last name
+        first, first_path = _first_usable(event, T.FIRST_NAME)
+        last, last_path = _first_usable(event, T.LAST_NAME)
+        if truthy(first) and truthy(last):
+            profile["Name"] = to_string(first) + " " + to_string(last)
+            if trace is not None and first_path and last_path:
+                trace.add("mapped", "Name", f"Name <- {first_path.text} + {last_path.text}",
+                          source=f"{first_path.text}, {last_path.text}")
+
+    _extract_custom(event, profile, T.TRAIT_ROOTS, T.IDENTIFY_EXCLUDED, trace, "")
+    profile = _stringify(profile, None, trace, "")
+
+    overrides = get(event, T.TRAITS_OVERRIDES)
+    where = "traits.overrideFields"
+    if not truthy(overrides):
+        overrides = get(event, T.CONTEXT_TRAITS_OVERRIDES)
+        where = "context.traits.overrideFields"
+    if truthy(overrides):
+        for k, v in own_items(overrides):
+            profile[k] = v
+            if trace is not None:
+                trace.add("mapped", k, f"{k} <- {where}.{k} (override, sent as given)",
+                          source=f"{where}.{k}")
+
+    if not config.compat and "DOB" in profile:
+        _dob(profile, trace)
+    for k in [k for k, v in profile.items() if v is None or v is _FUNCTION]:
+        del profile[k]
+        if trace is not None:
+            trace.add("dropped", k, f"{k}: null, not sent")
+
+    record: Record = {"type": "profile", "profileData": profile}
+    raw_ts, ts_source = _trait_ts(event)
+    _set_ts(record, raw_ts, ts_source, event, config, trace)
+
+    anonymous_id = event.get("anonymousId", MISSING)
+    token: Record | None = None
+    if config.object_id_mapping:  # s8.3
+        user_id, user_path = _first_usable(event, T.USER_ID_ONLY)
+        if truthy(anonymous_id):
+            record["objectId"] = _identity(anonymous_id, config, "objectId", trace)
+            if trace is not None:
+                trace.add("mapped", "objectId", "objectId <- anonymousId (objectId mapping)",
+                          source="anonymousId")
+            if truthy(user_id):
+                profile["identity"] = _identity(user_id, config, "profileData.identity", trace)
+                if trace is not None and user_path:
+                    trace.add("mapped", "identity", f"profileData.identity <- {user_path.text}",
+                              source=user_path.text)
+            token = _device_token(event, anonymous_id, config, trace)
+        elif truthy(user_id):
+            record["identity"] = _identity(user_id, config, "identity", trace)
+            if trace is not None and user_path:
+                trace.add("mapped", "identity", f"identity <- {user_path.text}",
+                          source=user_path.text)
+        else:
+            raise _no_identity("identify")
+    else:  # s8.2
+        user_id, user_path = _first_usable(event, T.USER_ID)
+        if user_id is None:
+            if trace is not None and not config.compat:
+                trace.add("fix", "identity", "no id anywhere: rejected (the reference sends "
+                          "identity null, which CleverTap refuses with 523)", fix="D3")
+            raise _no_identity("identify")
+        record["identity"] = _identity(user_id, config, "identity", trace)
+        if trace is not None and user_path:
+            trace.add("mapped", "identity", f"identity <- {user_path.text}", source=user_path.text)
+    return [record] if token is None else [record, token]
+
+
+def _trait_ts(event: dict[str, Any]) -> tuple[Any, str]:
+    """Identify and alias read ``traits.ts`` if truthy, else ``context.traits.ts`` raw (s7)."""
+    value = get(event, T.TRAITS_TS)
+    if truthy(value):
+        return value, "traits.ts"
+    return get(event, T.CONTEXT_TRAITS_TS), "context.traits.ts"
+
+
+def _dob(profile: Record, trace: Trace | None) -> None:
+    """Fix D6: CleverTap reads dates only as ``$D_<epoch seconds>``."""
+    value = profile["DOB"]
+    if type(value) is str and value.startswith("$D_"):
+        return
+    secs = None if type(value) is bool else epoch_seconds(value, allow_negative=True)
+    if secs is None:
+        del profile["DOB"]
+        if trace is not None:
+            trace.add("warning", "DOB", f"DOB: {value!r} is not a date, dropped (the reference "
+                      "would send it as given)", fix="D6")
+        return
+    profile["DOB"] = f"$D_{secs}"
+    if trace is not None:
+        trace.add("fix", "DOB", f"DOB: {value!r} -> '$D_{secs}'", fix="D6")
+
+
+def _device_token(event: dict[str, Any], anonymous_id: Any, config: MapperConfig,
+                  trace: Trace | None) -> Record | None:
+    """The device-token record that goes with an identify (s8.4)."""
+    token = get(event, T.DEVICE_TOKEN)
+    os_name = get(event, T.OS_NAME)
+    if not truthy(token) or not truthy(os_name):
+        return None
+    if type(os_name) is not str:
+        raise MappingError("invalid_device", f"context.os.name is {_describe(os_name)}; it must "
+                           "be a string such as \"iOS\" or \"Android\"")
+    os_lower = os_name.lower()
+    if os_lower != T.TOKEN_OS_ANDROID and os_lower not in T.TOKEN_OS_APPLE:
+        if trace is not None:
+            trace.add("dropped", "context.device.token", f"device token not sent: os "
+                      f"{os_name!r} is neither Android nor an Apple OS")
+        return None
+    integration: Any = MISSING
+    integrations = event.get("integrations")
+    if type(integrations) is dict:
+        for key in T.INTEGRATION_KEYS:
+            if truthy(integrations.get(key, MISSING)):
+                integration = integrations[key]
+                break
+    settings = integration if type(integration) is dict else {}
+    token_type = settings.get("deviceTokenType", MISSING)
+    if not (truthy(token_type) and type(token_type) is str and token_type in T.TOKEN_TYPES):
+        token_type = "fcm" if os_lower == T.TOKEN_OS_ANDROID else "apns"
+    keys = settings.get("chromeKeys", None)
+    record = _deep_clean({"type": "token",
+                          "tokenData": {"id": token, "type": token_type, "keys": keys},
+                          "objectId": _identity(anonymous_id, config, "objectId", None)})
+    if trace is not None:
+        trace.add("mapped", "token", f"token record <- context.device.token (type {token_type})",
+                  source="context.device.token")
+    return record  # type: ignore[no-any-return]
+
+
+def _deep_clean(value: Any) -> Any:
+    """Drop nulls, empty objects and empty arrays, recursively (the reference's removeUndefined...)."""
+    if type(value) is dict:
+        out = {}
+        for k, v in value.items():
+            v = _deep_clean(v)
+            if v is None or v is MISSING or (type(v) in (dict, list) and not v):
+                continue
+            out[k] = v
+        return out
+    if type(value) is list:
+        cleaned = [_deep_clean(v) for v in value]
+        return [v for v in cleaned
+                if not (v is None or v is MISSING or (type(v) in (dict, list) and not v))]
+    return value
+
+
+# ---------------------------------------------------------------------------- alias (s9)
+
+def _alias(event: dict[str, Any], config: MapperConfig, trace: Trace | None) -> Record:
+    profile: Record = {}
+    user_id = event.get("userId", MISSING)
+    if user_id is not MISSING:
+        if config.compat or user_id is None:
+            profile["identity"] = user_id
+        else:
+            profile["identity"] = _identity(user_id, config, "profileData.identity", trace)
+    record: Record = {"type": "profile", "profileData": profile}
+    raw_ts, ts_source = _trait_ts(event)
+    _set_ts(record, raw_ts, ts_source, event, config, trace)
+    previous = event.get("previousId", MISSING)
+    if previous is None or previous is MISSING:
+        raise MappingError("missing_identity", "the alias has no previousId, so CleverTap "
+                           "cannot find the profile to rename; set previousId")
+    if not config.compat and not defined(user_id):
+        raise MappingError("missing_identity", "the alias has no userId, so there is no new "
+                           "identity to give the profile; set userId")
+    record["identity"] = _identity(previous, config, "identity", trace)
+    if trace is not None:
+        trace.add("mapped", "identity", "identity <- previousId", source="previousId")
+        if user_id is not MISSING:
+            trace.add("mapped", "profileData.identity", "profileData.identity <- userId",
+                      source="userId")
+    return record
+
+
+# -------------------------------------------------------------------- track, page, screen (s10)
+
+def _event(event: dict[str, Any], kind: str, config: MapperConfig,
+           trace: Trace | None) -> Record:
+    if not config.track_anonymous:  # s10.1
+        user_id, _ = _first_usable(event, T.USER_ID_ONLY)
+        if not truthy(user_id):
+            raise MappingError("anonymous_not_allowed", "the event has no userId and anonymous "
+                               "tracking is off; add a userId or rerun with --track-anonymous")
+
+    name = event.get("event", MISSING)
+    record: Record
+    if truthy(name) and to_string(name).lower() == T.CHARGED_EVENT:  # s10.2
+        record = _charged(event, config, trace)
+    else:
+        record = {"evtName": _event_name(event, kind, name, config, trace)}
+        props = get(event, T.PROPERTIES)
+        if not defined(props):
+            props = {}
+        elif not _accepted(props):
+            raise MappingError("invalid_properties", 'Missing required value from "properties": '
+                               "`properties` is an empty string; send an object or leave it out")
+        record["evtData"] = props
+        ts = get(event, T.PROPERTIES_TS)
+        if not _accepted(ts):
+            ts = MISSING
+        record["_ts"] = ts
+
+    record["type"] = "event"  # s10.3
+    data = record["evtData"]
+    if truthy(data):
+        record["evtData"] = _stringify(data, record["evtName"], trace, "evtData.")
+    raw_ts = record.pop("_ts")
+    if raw_ts is None:
+        raw_ts = MISSING
+    _set_ts(record, raw_ts, "properties.ts", event, config, trace)
+
+    anonymous_id = event.get("anonymousId", MISSING)
+    if config.object_id_mapping:  # s10.5
+        if truthy(anonymous_id):
+            record["objectId"] = _identity(anonymous_id, config, "objectId", trace)
+            if trace is not None:
+                trace.add("mapped", "objectId", "objectId <- anonymousId (objectId mapping; "
+                          "a userId is not sent)", source="anonymousId")
+        else:
+            user_id, user_path = _first_usable(event, T.USER_ID_ONLY)
+            if not truthy(user_id):
+                raise MappingError("missing_identity", "Unable to process without anonymousId "
+                                   "or userId: add one of them to the event")
+            record["identity"] = _identity(user_id, config, "identity", trace)
+            if trace is not None and user_path:
+                trace.add("mapped", "identity", f"identity <- {user_path.text}",
+                          source=user_path.text)
+    else:
+        user_id, user_path = _first_usable(event, T.USER_ID)
+        if user_id is None:
+            if trace is not None and not config.compat:
+                trace.add("fix", "identity", "no id anywhere: rejected (the reference sends the "
+                          "event without identity, which CleverTap refuses with 523)", fix="D3")
+            raise _no_identity("event")
+        record["identity"] = _identity(user_id, config, "identity", trace)
+        if trace is not None and user_path:
+            trace.add("mapped", "identity", f"identity <- {user_path.text}", source=user_path.text)
+    return record
+
+
+def _event_name(event: dict[str, Any], kind: str, name: Any, config: MapperConfig,
+                trace: Trace | None) -> Any:
+    if kind == "track":
+        if not _accepted(name):
+            raise MappingError("missing_event_name", 'Missing required value from "event": '
+                               "a track event needs a non-empty `event` name")
+        if trace is not None:
+            trace.add("mapped", "evtName", "evtName <- event", source="event")
+        return name
+    prefix = T.PAGE_PREFIX[kind]
+    value, path = _first_usable(event, T.PAGE_NAME_SOURCES)
+    if value is None:
+        if trace is not None:
+            trace.add("mapped", "evtName", f"evtName <- {prefix!r} (no name in the event)")
+        return prefix
+    text = to_string(value)
+    escaped = html_escape(text)
+    result = trim(f"{prefix}: {escaped if config.compat else text}")
+    if trace is not None and path is not None:
+        trace.add("mapped", "evtName", f"evtName <- \"{prefix}: \" + {path.text}",
+                  source=path.text)
+        if not config.compat and escaped != text:
+            trace.add("fix", "evtName", f"evtName: name kept as written (the reference would "
+                      f"send {trim(prefix + ': ' + escaped)!r})", fix="D4")
+    return result
+
+
+def _charged(event: dict[str, Any], config: MapperConfig, trace: Trace | None) -> Record:
+    """Order Completed -> Charged with the ecommerce fields (s10.2)."""
+    data: Record = {}
+    for key, path in T.CHARGED_ROWS:
+        value = get(event, path)
+        if _accepted(value):
+            data[key] = value
+            if trace is not None:
+                trace.add("mapped", f"evtData.{key}", f"{key} <- {path.text}", source=path.text)
+    _extract_custom(event, data, (T.PROPERTIES,), T.CHARGED_EXCLUDED, trace, "evtData.")
+    if trace is not None:
+        trace.add("mapped", "evtName", 'evtName <- "Charged" (event "Order Completed")',
+                  source="event")
+    return {"evtName": "Charged", "evtData": data, "_ts": get(event, T.PROPERTIES_TS)}

@@ -1,0 +1,269 @@
+"""JavaScript value semantics the reference transformer relies on.
+
+The reference is written in JavaScript, so "truthy", ``String(x)``, ``Number(x)``,
+``JSON.stringify`` and ``String.prototype.trim`` decide what it sends. These helpers reproduce
+them for JSON values in Python (see spec/reference-mapping.md, "Conventions"). Python's own
+truthiness differs (``[]`` and ``{}`` are falsy, ``True == 1``), so the core never uses it on
+event values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+from typing import Any, Final
+
+import orjson
+
+
+class _Missing:
+    """A key that is absent (JS ``undefined``); distinct from JSON ``null`` (None)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Final = _Missing()
+
+# ECMAScript WhiteSpace + LineTerminator: what String.prototype.trim removes.
+JS_WHITESPACE: Final = (
+    "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+_MAX_SAFE_INT: Final = 2**53
+
+
+def truthy(x: Any) -> bool:
+    """JS truthiness: false for missing, null, false, 0, NaN and "" only (``{}``/``[]`` are true)."""
+    if x is None or x is False or x is MISSING:
+        return False
+    t = type(x)
+    if t is str:
+        return x != ""
+    if t is int:
+        return x != 0
+    if t is float:
+        return x == x and x != 0.0
+    return True
+
+
+def usable(x: Any) -> bool:
+    """The reference's "V": anything except missing, null, "" and NaN (0 and false count)."""
+    if x is None or x is MISSING:
+        return False
+    t = type(x)
+    if t is str:
+        return x != ""
+    if t is float:
+        return x == x
+    return True
+
+
+def defined(x: Any) -> bool:
+    """The reference's "D": not missing and not null."""
+    return x is not None and x is not MISSING
+
+
+def is_zero_or_false(x: Any) -> bool:
+    """``x === 0 || x === false`` with JS's type-strict equality (True is not 1 here)."""
+    if x is False:
+        return True
+    t = type(x)
+    return (t is int or t is float) and x == 0
+
+
+def number_to_string(x: float | int) -> str:
+    """JS ``Number.prototype.toString()`` for a number (``1.0`` -> ``"1"``, ``1e21`` -> ``"1e+21"``)."""
+    if type(x) is int:
+        if -_MAX_SAFE_INT <= x <= _MAX_SAFE_INT:
+            return str(x)
+        x = float(x)  # JS holds every number as a double
+    if x != x:
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "0"
+    if x.is_integer() and abs(x) <= _MAX_SAFE_INT:
+        return str(int(x))
+    sign, digit_tuple, exponent = Decimal(repr(x)).as_tuple()
+    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
+    assert isinstance(exponent, int)
+    # Decimal point position n relative to the digit string, as in ECMA-262 Number::toString.
+    n = exponent + len("".join(map(str, digit_tuple)))
+    k = len(digits)
+    s = "-" if sign else ""
+    if k <= n <= 21:
+        return s + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return s + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return s + "0." + "0" * (-n) + digits
+    e = n - 1
+    mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
+    return f"{s}{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def js_numbers(v: Any) -> Any:
+    """``v`` with every integer beyond 2**53 rounded to the double JS would hold (in place)."""
+    t = type(v)
+    if t is int:
+        # int(JS's text of the double): the integer JSON.stringify would print
+        return v if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT else int(number_to_string(float(v)))
+    if t is dict:
+        for k, x in v.items():
+            tx = type(x)
+            if tx is int or tx is dict or tx is list:
+                v[k] = js_numbers(x)
+    elif t is list:
+        for i, x in enumerate(v):
+            tx = type(x)
+            if tx is int or tx is dict or tx is list:
+                v[i] = js_numbers(x)
+    return v
+
+
+def to_string(x: Any) -> str:
+    """JS ``String(x)`` for JSON values (objects -> ``[object Object]``, arrays joined by ``,``)."""
+    t = type(x)
+    if t is str:
+        return x  # type: ignore[no-any-return]
+    if x is True:
+        return "true"
+    if x is False:
+        return "false"
+    if x is None:
+        return "null"
+    if x is MISSING:
+        return "undefined"
+    if t is int or t is float:
+        return number_to_string(x)
+    if t is list:
+        return ",".join("" if (v is None or v is MISSING) else to_string(v) for v in x)
+    return "[object Object]"
+
+
+_DECIMAL_LITERAL: Final = re.compile(
+    r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|Infinity)\Z"
+)
+_RADIX_LITERAL: Final = re.compile(r"0(?:[xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)\Z")
+
+
+def to_number(x: Any) -> float:
+    """JS ``Number(x)`` for JSON values; NaN where JS gives NaN."""
+    if x is True:
+        return 1.0
+    if x is False or x is None:
+        return 0.0
+    t = type(x)
+    if t is int or t is float:
+        return float(x)
+    if t is str:
+        s = x.strip(JS_WHITESPACE)
+        if s == "":
+            return 0.0
+        if _DECIMAL_LITERAL.match(s):
+            return float(s.replace("Infinity", "inf"))
+        if _RADIX_LITERAL.match(s):
+            return float(int(s, 0))
+        return math.nan
+    if t is list:
+        if not x:
+            return 0.0
+        if len(x) == 1:
+            return to_number(to_string(x[0]))
+        return math.nan
+    return math.nan
+
+
+_ARRAY_INDEX: Final = re.compile(r"(?:0|[1-9]\d{0,9})\Z")
+
+
+def is_array_index(key: str) -> bool:
+    """JS orders object keys that are array indices ("0", "17", not "01") first, ascending."""
+    return bool(_ARRAY_INDEX.match(key)) and int(key) < 2**32 - 1
+
+
+def js_key_order(d: dict[str, Any]) -> list[str]:
+    """Own-key order of a JS object built from ``d``: integer-like keys first, ascending."""
+    ints = [k for k in d if k[:1].isdigit() and is_array_index(k)]
+    if not ints:
+        return list(d)
+    ints.sort(key=int)
+    rest = [k for k in d if not (k[:1].isdigit() and is_array_index(k))]
+    return ints + rest
+
+
+def _needs_js_encoder(v: Any) -> bool:
+    """True when orjson's output could differ from JSON.stringify for ``v``."""
+    t = type(v)
+    if t is dict:
+        for k, x in v.items():
+            if k[:1].isdigit() and is_array_index(k):
+                return True
+            tx = type(x)
+            if (tx is dict or tx is list or tx is float or tx is int) and _needs_js_encoder(x):
+                return True
+        return False
+    if t is list:
+        for x in v:
+            tx = type(x)
+            if (tx is dict or tx is list or tx is float or tx is int) and _needs_js_encoder(x):
+                return True
+        return False
+    if t is float:
+        # Plain decimals print alike in orjson and JS; integral floats (1.0), exponents and
+        # non-finite values do not.
+        return v.is_integer() or not (1e-6 <= abs(v) < 1e15)
+    if t is int:
+        return not (-_MAX_SAFE_INT <= v <= _MAX_SAFE_INT)
+    return False
+
+
+def _js_json_slow(v: Any) -> str:
+    t = type(v)
+    if t is dict:
+        parts = []
+        for k in js_key_order(v):
+            x = v[k]
+            if x is MISSING:
+                continue
+            parts.append(orjson.dumps(k).decode() + ":" + _js_json_slow(x))
+        return "{" + ",".join(parts) + "}"
+    if t is list:
+        return "[" + ",".join("null" if x is MISSING else _js_json_slow(x) for x in v) + "]"
+    if t is float or t is int:
+        if t is float and (v != v or math.isinf(v)):
+            return "null"
+        return number_to_string(v)
+    return orjson.dumps(v).decode()
+
+
+def json_stringify(v: Any) -> str:
+    """JS ``JSON.stringify(v)``: compact, non-ASCII kept, JS number and key order."""
+    if _needs_js_encoder(v):
+        return _js_json_slow(v)
+    return orjson.dumps(v).decode()
+
+
+def trim(s: str) -> str:
+    """JS ``String.prototype.trim`` (differs from ``str.strip()`` on U+FEFF and U+001C-U+001F)."""
+    return s.strip(JS_WHITESPACE)
+
+
+_HTML_ESCAPES: Final = str.maketrans({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "`": "&#x60;",
+    "=": "&#x3D;",
+})
+
+
+def html_escape(s: str) -> str:
+    """Handlebars' ``{{value}}`` escaping, which the reference applies to page/screen names."""
+    return s.translate(_HTML_ESCAPES)

@@ -1,0 +1,180 @@
+"""Timestamp parsing: one place for every date the mapping reads.
+
+Two rule sets live here:
+- ``reference_ts``: what the reference does to a ``ts`` value (spec section 7): numbers and
+  numeric-looking strings pass through unchanged; date strings become epoch seconds through
+  JavaScript's ``Date`` parser; unparseable ones become NaN (sent as ``null``).
+- ``epoch_seconds``: ctmap's default (fix D2): every accepted value becomes integer epoch
+  seconds, and anything that is not a time is refused (``None``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from calendar import timegm
+from datetime import UTC, datetime
+from email.utils import parsedate_tz
+from typing import Any, Final
+
+from clevertap_mapper.mapping.js import to_number, to_string, truthy
+
+_MS_THRESHOLD: Final = 1e11  # 1e11 s is the year 5138: anything larger is ms, us or ns.
+
+_NUMERIC: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+
+# ECMAScript's date-time string format (ECMA-262 21.4.1.32), which V8 tries first.
+_ES_ISO: Final = re.compile(
+    r"(?P<y>[+-]\d{6}|\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2}))?)?"
+    r"(?:T(?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d+))?)?"
+    r"(?P<z>Z|[+-]\d{2}:\d{2})?)?\Z"
+)
+# Forms V8's legacy parser reads that show up in real data.
+_LEGACY_YMD: Final = re.compile(
+    r"(?P<y>\d{4})[-/](?P<mo>\d{1,2})[-/](?P<d>\d{1,2})"
+    r"(?:[ T]+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d+))?)?)?"
+    r"\s*(?P<z>Z|UTC|GMT|[+-]\d{2}:?\d{2})?\Z", re.IGNORECASE
+)
+_LEGACY_MDY: Final = re.compile(
+    r"(?P<mo>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})"
+    r"(?:\s+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?)?\Z"
+)
+_LEGACY_BARE_NUMBERS: Final = re.compile(
+    r"(?:[a-z]+\s+)*(?P<a>\d{1,2})(?:[,/ ](?P<b>\d{1,2}))?\Z", re.IGNORECASE)
+_MONTHS: Final = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_LEGACY_MONTH_NAME: Final = re.compile(
+    r"(?:[a-z]+,?\s+)?(?P<mon>[a-z]{3})[a-z]*\.?\s+(?P<d>\d{1,2}),?\s+(?P<y>\d{4})"
+    r"(?:\s+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?)?\Z", re.IGNORECASE
+)
+
+
+def _utc_ms(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0,
+            frac: str | None = None, offset_min: int = 0) -> float:
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h <= 24 and mi <= 59 and s <= 59):
+        return math.nan
+    if h == 24 and (mi or s or (frac and int(frac))):
+        return math.nan
+    try:
+        base = timegm((y, mo, d, 0, 0, 0, 0, 0, 0))
+        datetime(y, mo, d)  # validates the day of the month
+    except (ValueError, OverflowError):
+        return math.nan
+    ms = (base + h * 3600 + mi * 60 + s - offset_min * 60) * 1000.0
+    if frac:
+        ms += int(frac[:3].ljust(3, "0"))
+    return ms
+
+
+def _offset_minutes(z: str | None) -> int:
+    if not z or z.upper() in ("Z", "UTC", "GMT"):
+        return 0
+    sign = -1 if z[0] == "-" else 1
+    digits = z[1:].replace(":", "")
+    return sign * (int(digits[:2]) * 60 + int(digits[2:4]))
+
+
+def js_date_parse(text: str) -> float:
+    """Milliseconds since the epoch as JS ``Date.parse`` gives them in a UTC container; NaN if none.
+
+    Covers ECMAScript's ISO format exactly, plus the legacy forms seen in real dumps
+    (``2021-03-04 05:06:07``, ``02/25/2020``, RFC 2822 dates, ``March 10, 2021``).
+    Offset-less date-times are read as UTC: the reference runs with TZ=UTC (spec section 18).
+    """
+    s = text.strip()
+    m = _ES_ISO.match(s)
+    if m:
+        y = int(m["y"])
+        return _utc_ms(y, int(m["mo"] or 1), int(m["d"] or 1), int(m["h"] or 0),
+                       int(m["mi"] or 0), int(m["s"] or 0), m["f"], _offset_minutes(m["z"]))
+    m = _LEGACY_BARE_NUMBERS.match(s)
+    if m:
+        # V8's legacy parser skips unknown leading words and reads 1-2 small numbers as
+        # month[/day] of 2001 ("Order 5" -> 2001-05-01, "1,2" -> 2001-01-02); "0" is 2000.
+        month, day = int(m["a"]), int(m["b"] or 1)
+        if month == 0 and m["b"] is None:
+            return 946684800000.0
+        return _utc_ms(2001, month, day)
+    for pattern in (_LEGACY_YMD, _LEGACY_MDY):
+        m = pattern.match(s)
+        if m:
+            return _utc_ms(int(m["y"]), int(m["mo"]), int(m["d"]), int(m["h"] or 0),
+                           int(m["mi"] or 0), int(m["s"] or 0), m.groupdict().get("f"),
+                           _offset_minutes(m.groupdict().get("z")))
+    m = _LEGACY_MONTH_NAME.match(s)
+    if m and m["mon"].lower() in _MONTHS:
+        return _utc_ms(int(m["y"]), _MONTHS[m["mon"].lower()], int(m["d"]), int(m["h"] or 0),
+                       int(m["mi"] or 0), int(m["s"] or 0))
+    if "," in s and any(c.isalpha() for c in s):
+        parsed = parsedate_tz(s)
+        if parsed is not None:
+            y, mo, d, h, mi, sec = parsed[:6]
+            off = (parsed[9] or 0) // 60
+            return _utc_ms(y, mo, d, h, mi, sec, None, off)
+    return math.nan
+
+
+def reference_ts(raw: Any) -> Any:
+    """The reference's ``ts`` conversion: dates -> epoch seconds, everything else untouched.
+
+    Only a truthy value whose ``Number()`` is 0 or NaN is parsed as a date; numbers and
+    numeric strings (``"1468308340"``, ms epochs) pass through as they are.
+    """
+    if not truthy(raw):
+        return raw
+    n = to_number(raw)
+    if n == 0 or n != n:
+        if type(raw) is dict:
+            return math.nan
+        ms = js_date_parse(to_string(raw))
+        return math.nan if ms != ms else math.floor(ms / 1000)
+    return raw
+
+
+def _scale_to_seconds(x: float) -> float:
+    while abs(x) >= _MS_THRESHOLD:
+        x /= 1000
+    return x
+
+
+def iso_seconds(text: str) -> float | None:
+    """Seconds (with fraction) of an ISO-8601 date or date-time; offset-less read as UTC."""
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
+    """ctmap's ``ts`` rule (fix D2): integer epoch seconds, or None when ``raw`` is not a time.
+
+    Numbers and numeric strings are seconds, floored; values of 1e11 and more are divided by
+    1000 until below (so ms, us and ns epochs work). ISO-8601 strings with an offset are exact;
+    without one, or date-only, they are UTC. Booleans, objects, garbage and values <= 0 (unless
+    ``allow_negative``, for birthdays) are refused.
+    """
+    t = type(raw)
+    if t is int or t is float:
+        value = float(raw)
+    elif t is str:
+        text = raw.strip()
+        if _NUMERIC.match(text):
+            value = float(text)
+        else:
+            secs = iso_seconds(text) if text[:4].isdigit() else None
+            if secs is None:
+                return None
+            value = secs
+    else:
+        return None
+    if not math.isfinite(value):
+        return None
+    if t is not str or _NUMERIC.match(raw.strip()):
+        value = _scale_to_seconds(value)
+    result = math.floor(value)
+    if result <= 0 and not allow_negative:
+        return None
+    return result
