@@ -1,0 +1,72 @@
+"""What flows through a run: events read with their position, and rejections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Stage = Literal["read", "map", "check", "upload"]
+
+RAW_TEXT_LIMIT = 2000  # characters of an unreadable line kept in the rejects file
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where an event came from: file, 1-based line, and 1-based place inside a batch line."""
+
+    source: str
+    line: int
+    index: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}"
+        return where if self.index is None else f"{where} (event {self.index} of the batch)"
+
+
+@dataclass(slots=True)
+class SourceEvent:
+    """One RudderStack event, ready to map."""
+
+    pos: Position
+    event: Any
+
+
+@dataclass(slots=True)
+class SourceRecords:
+    """CleverTap records read back from ctmap's own output (records or batches format)."""
+
+    pos: Position
+    records: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Rejection:
+    """An event or record that could not go, with the reason (one line of the rejects file)."""
+
+    pos: Position
+    stage: Stage
+    code: str
+    message: str
+    event: Any = None
+    raw: str | None = None
+    record: Any = None
+    clevertap: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.pos.source, "line": self.pos.line}
+        if self.pos.index is not None:
+            out["index"] = self.pos.index
+        out |= {"stage": self.stage, "code": self.code, "message": self.message}
+        if self.clevertap is not None:
+            out["clevertap"] = self.clevertap
+        if self.record is not None:
+            out["record"] = self.record
+        if self.raw is not None:
+            out["raw"] = self.raw
+        else:
+            out["event"] = self.event
+        return out
+
+    def describe(self) -> str:
+        """One line for a terminal: ``file:line: message [code]``."""
+        return f"{self.pos}: {self.message} [{self.code}]"

@@ -1,0 +1,193 @@
+"""Readers: files, gzip, directories and stdin, every RudderStack input shape, line numbers.
+
+Each input line becomes events (a plain event, an HTTP batch envelope, an event-archive line or
+a legacy gateway-backup row: spec/rudderstack-inputs.md), CleverTap records (ctmap's own
+output, for ``upload``), or a Rejection that says what is wrong with the line and where. Only a
+file that cannot be read at all (missing, corrupt gzip) stops the run, with InputError.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, Final
+
+from clevertap_mapper.errors import InputError
+from clevertap_mapper.io.model import (
+    RAW_TEXT_LIMIT,
+    Position,
+    Rejection,
+    SourceEvent,
+    SourceRecords,
+)
+from clevertap_mapper.jsonutil import NumberOutOfRange, loads
+
+GZIP_MAGIC: Final = b"\x1f\x8b"
+BOM: Final = b"\xef\xbb\xbf"
+STDIN: Final = "-"
+_RECORD_TYPES: Final = frozenset({"event", "profile", "token"})
+_FIX_HINT: Final = "fix the line, or leave it in the rejects file"
+
+Item = SourceEvent | SourceRecords | Rejection
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Files as given, directories read recursively in name order (hidden files skipped)."""
+    out: list[str] = []
+    for name in inputs:
+        if name != STDIN and os.path.isdir(name):
+            found = []
+            for root, dirs, files in os.walk(name):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
+            out.extend(sorted(found))
+        else:
+            out.append(name)
+    return out
+
+
+def _open(name: str) -> IO[bytes]:
+    if name == STDIN:
+        raw: IO[bytes] = sys.stdin.buffer
+    else:
+        try:
+            raw = open(name, "rb")  # noqa: SIM115 - closed by read_lines
+        except FileNotFoundError:
+            raise InputError(f"{name}: no such file; check the path", source=name) from None
+        except IsADirectoryError:
+            raise InputError(f"{name}: is a directory", source=name) from None
+        except OSError as exc:
+            raise InputError(f"{name}: cannot open ({exc.strerror})", source=name) from None
+    peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if peek == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def read_lines(name: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line bytes) of a file, gzip or not (sniffed), or of stdin (``-``)."""
+    stream = _open(name)
+    lineno = 0
+    try:
+        for lineno, line in enumerate(stream, 1):  # noqa: B007 - lineno is read after the loop
+            if lineno == 1 and line.startswith(BOM):
+                line = line[3:]
+            yield lineno, line
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(
+            f"{name}: the gzip data is truncated or corrupt after line {lineno} ({exc}); "
+            "the lines before it were read. Re-copy or re-download the file", source=name,
+            line=lineno + 1) from None
+    except OSError as exc:
+        raise InputError(f"{name}: read error after line {lineno} ({exc})", source=name,
+                         line=lineno + 1) from None
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _raw_text(line: bytes) -> str:
+    text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+    return text if len(text) <= RAW_TEXT_LIMIT else text[:RAW_TEXT_LIMIT] + "..."
+
+
+def parse_error(pos: Position, line: bytes, exc: Exception) -> Rejection:
+    """A Rejection for a line that is not a JSON value we can take."""
+    text = str(exc)
+    if isinstance(exc, NumberOutOfRange):
+        code, why = "number_out_of_range", text
+    elif "UTF-8" in text:
+        code, why = "invalid_utf8", "the line is not valid UTF-8 (or holds a lone surrogate)"
+    elif "depth limit" in text or "recursion" in text:
+        code, why = "nesting_too_deep", "the line nests objects/arrays over 1024 levels deep"
+    else:
+        code, why = "invalid_json", f"not valid JSON ({text})"
+    return Rejection(pos, "read", code, f"{why}; {_FIX_HINT}", raw=_raw_text(line))
+
+
+def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[Item]:
+    """Every event (or record) of every input, in order, with its position; or a Rejection.
+
+    ``js_numbers``: read integers beyond 64 bits as JavaScript would (compat mode) instead of
+    rejecting the line.
+    """
+    for name in expand_inputs(inputs):
+        source = "<stdin>" if name == STDIN else name
+        for lineno, line in read_lines(name):
+            if not line.strip():
+                continue
+            try:
+                value = loads(line, js_numbers=js_numbers)
+            except (ValueError, RecursionError) as exc:
+                yield parse_error(Position(source, lineno), line, exc)
+                continue
+            yield from unwrap(value, source, lineno)
+
+
+def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
+    """The events inside one parsed line, whatever its shape."""
+    if type(value) is not dict:
+        yield Rejection(Position(source, lineno), "read", "not_an_object",
+                        f"the line holds {_kind(value)}, not a JSON object; each line must be "
+                        f"one event, a {{\"batch\": [...]}} envelope or an archive row; "
+                        f"{_FIX_HINT}", event=value)
+        return
+    if "type" in value:
+        if type(value["type"]) is str and value["type"] in _RECORD_TYPES:
+            yield SourceRecords(Position(source, lineno), [value])
+        else:
+            yield SourceEvent(Position(source, lineno), value)
+        return
+    batch = value.get("batch")
+    if type(batch) is list:  # HTTP API batch envelope
+        yield from _batch(batch, value, source, lineno)
+        return
+    payload = value.get("payload")
+    if type(payload) is dict:  # event archive: {"userId", "payload", "createdAt", "messageId"}
+        yield SourceEvent(Position(source, lineno), payload)
+        return
+    legacy = value.get("event_payload")
+    if type(legacy) is dict and type(legacy.get("batch")) is list:  # legacy gw_jobs backup row
+        yield from _batch(legacy["batch"], legacy, source, lineno)
+        return
+    d = value.get("d")
+    if type(d) is list and "type" not in value:  # an upload body written by ctmap convert
+        yield SourceRecords(Position(source, lineno), d)
+        return
+    yield SourceEvent(Position(source, lineno), value)  # mapping rejects it: no type
+
+
+def _batch(batch: list[Any], envelope: dict[str, Any], source: str,
+           lineno: int) -> Iterator[Item]:
+    """Events of a batch, with the envelope's context/integrations merged in (event keys win)."""
+    shared = {k: envelope[k] for k in ("context", "integrations")
+              if type(envelope.get(k)) is dict}
+    for i, event in enumerate(batch, 1):
+        pos = Position(source, lineno, i)
+        if type(event) is not dict:
+            yield Rejection(pos, "read", "not_an_object", f"batch item {i} holds {_kind(event)}, "
+                            f"not an event object; {_FIX_HINT}", event=event)
+            continue
+        if shared:
+            event = dict(event)
+            for key, value in shared.items():
+                own = event.get(key)
+                event[key] = {**value, **own} if type(own) is dict else (
+                    value if own is None else own)
+        yield SourceEvent(pos, event)
+
+
+def _kind(value: Any) -> str:
+    if type(value) is list:
+        return "an array"
+    if type(value) is str:
+        return "a string"
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "a boolean"
+    return "a number"
+

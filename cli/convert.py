@@ -1,0 +1,98 @@
+"""``ctmap convert``: RudderStack events in, CleverTap records or upload bodies out."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from cli.exit_codes import ExitCode
+from cli.options import mapping_options, pick, resolve_mapping
+from cli.render import progress_bar, render_convert_summary, stderr_console
+from clevertap_mapper.errors import InputError
+from clevertap_mapper.io.writers import Output, RejectsWriter
+from clevertap_mapper.pipeline import run_convert
+
+
+def default_rejects_path(output: str) -> str:
+    """``out.ndjson`` -> ``out.rejects.ndjson``; stdout -> ``ctmap-rejects.ndjson``."""
+    if output == "-":
+        return "ctmap-rejects.ndjson"
+    base = output[:-3] if output.endswith(".gz") else output
+    stem, ext = os.path.splitext(base)
+    return f"{stem}.rejects{ext or '.ndjson'}"
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", default="-", show_default=True, metavar="OUT",
+              help="Where records go; '-' is stdout.")
+@click.option("--format", "fmt", type=click.Choice(["records", "batches"]), default="records",
+              show_default=True, help="records: one CleverTap record per line. batches: one "
+              'upload body {"d": [...]} per line (1000 records; device tokens 100).')
+@click.option("--rejects", metavar="FILE", help="Where rejected events go, one JSON object a "
+              "line with the reason [default: OUT.rejects.ndjson, or ctmap-rejects.ndjson].")
+@click.option("--dry-run", is_flag=True, help="Write nothing; show how each event maps, "
+              "field by field, and a summary of the whole input.")
+@click.option("--line", "lines", type=int, multiple=True, metavar="N",
+              help="Dry run: show the event on line N (repeatable).")
+@click.option("--type", "types", multiple=True, metavar="TYPE",
+              help="Dry run: show only events of this type (repeatable).")
+@click.option("--event", "event_names", multiple=True, metavar="NAME",
+              help="Dry run: show only track events with this name (repeatable).")
+@click.option("--limit", type=click.IntRange(0), default=None,
+              help="Dry run: show at most N events [default: 10].")
+@click.option("--json", "as_json", is_flag=True,
+              help="Dry run: one JSON object per event instead of the rendered view.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
+@mapping_options
+@click.pass_context
+def convert(ctx: click.Context, inputs: tuple[str, ...], output: str, fmt: str,
+            rejects: str | None, dry_run: bool, lines: tuple[int, ...], types: tuple[str, ...],
+            event_names: tuple[str, ...], limit: int | None, as_json: bool, quiet: bool,
+            **_: object) -> None:
+    """Convert RudderStack event dumps to CleverTap records.
+
+    INPUT is NDJSON (plain events, {"batch": [...]} envelopes, event-archive or gateway-backup
+    rows, detected per line), gzipped or not, a directory (read recursively in name order),
+    or '-' for stdin. Rejected events go to the rejects file with the reason; the run goes on.
+
+    \b
+    Examples:
+      ctmap convert events.ndjson -o records.ndjson
+      ctmap convert archive/ --format batches -o bodies.ndjson --rejects rejects.ndjson
+      zcat dump.gz | ctmap convert - --compat rudderstack > records.ndjson
+      ctmap convert events.ndjson --dry-run --line 3 --line 7
+    """
+    settings = resolve_mapping(ctx)
+    console = stderr_console()
+    if dry_run:
+        from cli.dryrun import dry_run as run_dry
+
+        ctx.exit(run_dry(list(inputs), settings, lines=lines, types=types,
+                         event_names=event_names, limit=limit, as_json=as_json,
+                         console=console))
+    if any(x != "-" and os.path.abspath(x) == os.path.abspath(output) for x in inputs):
+        raise click.UsageError(f"output {output} is also an input; choose another -o")
+    fmt = pick(ctx, "fmt", settings.file, "format")
+    rejects_name = rejects or default_rejects_path(output)
+    out = Output(output)
+    rejects_writer = RejectsWriter(rejects_name)
+    try:
+        with progress_bar(console, "converting", not quiet) as hook:
+            summary = run_convert(list(inputs), settings.mapper, out, rejects_writer, fmt=fmt,
+                                  checker=settings.checker, progress=hook)
+    except InputError:
+        partial = out.abort()
+        rejects_writer.commit()
+        if partial:
+            console.print(f"ctmap: {partial} holds what was converted before the error; it "
+                          "was not renamed to the output name", style="yellow")
+        raise
+    out.commit()
+    rejects_writer.commit()
+    if not quiet:
+        render_convert_summary(console, summary, inputs=len(inputs),
+                               output=None if output == "-" else output,
+                               rejects=rejects_name, fmt=fmt)
+    ctx.exit(ExitCode.REJECTED if summary.rejected_total else ExitCode.OK)

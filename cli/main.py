@@ -1,0 +1,83 @@
+"""The ``ctmap`` command: a thin click layer over the clevertap_mapper library."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from cli.exit_codes import ExitCode
+from clevertap_mapper.errors import ConfigError, CtmapError, InputError
+
+
+class CtmapGroup(click.Group):
+    """Turns errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        show_traceback = "--traceback" in sys.argv
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("ctmap: interrupted", err=True)
+            ctx.exit(ExitCode.INTERRUPTED)
+        except BrokenPipeError:
+            # The reader of our stdout went away (`ctmap convert ... | head`): stop quietly.
+            sys.stderr.close()
+            ctx.exit(ExitCode.OK)
+        except (ConfigError, InputError, CtmapError) as exc:
+            if show_traceback:
+                traceback.print_exc()
+            click.echo(f"ctmap: error: {exc}", err=True)
+            ctx.exit(ExitCode.ERROR)
+        except Exception as exc:
+            if show_traceback:
+                traceback.print_exc()
+            click.echo(f"ctmap: unexpected error: {type(exc).__name__}: {exc} "
+                       "(rerun with --traceback to see where, and please report it)", err=True)
+            ctx.exit(ExitCode.ERROR)
+
+
+@click.group(cls=CtmapGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                               "max_content_width": 100},
+             epilog=ExitCode.help_text())
+@click.option("--traceback", is_flag=True, help="Show a traceback on errors.")
+@click.version_option(package_name="ctmap")
+def ctmap(traceback: bool) -> None:
+    """Move RudderStack event dumps into CleverTap.
+
+    Maps every event exactly as RudderStack's cloud-mode CleverTap destination does (or, by
+    default, with its date and identity bugs fixed), writes CleverTap upload payloads, or
+    uploads them with retries and a checkpoint.
+
+    \b
+    Examples:
+      ctmap convert events.ndjson.gz -o records.ndjson
+      ctmap convert events.ndjson --dry-run --line 3
+      ctmap validate archive/
+      ctmap upload events.ndjson --region in1 --state sync.state
+    """
+
+
+def _register() -> None:
+    from cli.convert import convert
+    from cli.upload import upload
+    from cli.validate import validate
+
+    ctmap.add_command(convert)
+    ctmap.add_command(upload)
+    ctmap.add_command(validate)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends us quietly, like cat
+    ctmap(prog_name="ctmap")

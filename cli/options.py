@@ -1,0 +1,78 @@
+"""Options shared by commands, and the one place they become settings objects.
+
+Precedence: an option given on the command line, then ``--config ctmap.toml``, then defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from clevertap_mapper.checks import CheckLevel, Checker
+from clevertap_mapper.config import MapperConfig, load_settings_file
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def mapping_options(f: F) -> F:
+    """The mapping options every command takes (convert, upload, validate)."""
+    options = [
+        click.option("--track-anonymous/--no-track-anonymous", default=False, show_default=True,
+                     help="Send track/page/screen events that have no userId "
+                          "(RudderStack's 'Track Anonymous Users')."),
+        click.option("--object-id-mapping/--no-object-id-mapping", default=False,
+                     show_default=True,
+                     help="Identify users by objectId = anonymousId and send device tokens "
+                          "(RudderStack's 'Use CleverTap ObjectId for Mapping')."),
+        click.option("--compat", type=click.Choice(["rudderstack"]), default=None,
+                     help="Reproduce RudderStack's output exactly, quirks included "
+                          "(default: ctmap's fixes D1-D6, see README)."),
+        click.option("--checks", type=click.Choice(["strict", "warn", "off"]), default="strict",
+                     show_default=True,
+                     help="Pre-flight checks against CleverTap's limits: strict rejects what "
+                          "CleverTap would reject; warn only reports."),
+        click.option("--max-event-properties", type=click.IntRange(1, 10000), default=256,
+                     show_default=True, help="Properties allowed per event (CleverTap: 256, "
+                     "or 100 on newer accounts)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                     help="A ctmap.toml with the same settings (options given here win)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSettings:
+    """The mapping and checking settings of one run, resolved from options and file."""
+
+    mapper: MapperConfig
+    checker: Checker
+    file: dict[str, Any]
+
+
+def pick(ctx: click.Context, name: str, file: dict[str, Any], key: str | None = None) -> Any:
+    """An option's value, or the settings file's when the option was not given."""
+    value = ctx.params.get(name)
+    if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+        return file.get(key or name, value)
+    return value
+
+
+def resolve_mapping(ctx: click.Context) -> MappingSettings:
+    """Build the settings objects from this command's parameters (and ``--config``)."""
+    path = ctx.params.get("config_file")
+    file = load_settings_file(path) if path else {}
+    mapper = MapperConfig(
+        track_anonymous=bool(pick(ctx, "track_anonymous", file)),
+        object_id_mapping=bool(pick(ctx, "object_id_mapping", file)),
+        compat=pick(ctx, "compat", file),
+    )
+    level: CheckLevel = pick(ctx, "checks", file)
+    checker = Checker(level, pick(ctx, "max_event_properties", file))
+    return MappingSettings(mapper, checker, file)
+
