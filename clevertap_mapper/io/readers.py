@@ -100,7 +100,9 @@ def parse_error(pos: Position, line: bytes, exc: Exception) -> Rejection:
     if isinstance(exc, NumberOutOfRange):
         code, why = "number_out_of_range", text
     elif "UTF-8" in text:
-        code, why = "invalid_utf8", "the line is not valid UTF-8 (or holds a lone surrogate)"
+        code, why = "invalid_utf8", "the line is not valid UTF-8 text"
+    elif "surrogate" in text:
+        code, why = "invalid_json", f"a \\u escape is half of a surrogate pair ({text})"
     elif "depth limit" in text or "recursion" in text:
         code, why = "nesting_too_deep", "the line nests objects/arrays over 1024 levels deep"
     else:

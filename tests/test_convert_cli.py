@@ -1,0 +1,212 @@
+"""``ctmap convert`` through click's runner, plus one real subprocess that proves streaming."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import ctmap
+
+EVENTS: list[dict[str, Any]] = [
+    {"type": "identify", "userId": "u1", "traits": {"email": "a@b.co", "gender": "female"},
+     "timestamp": "2024-01-02T03:04:05Z"},
+    {"type": "track", "userId": "u1", "event": "Played", "properties": {"n": 1},
+     "timestamp": "2024-01-02T03:04:06Z"},
+    {"type": "track", "anonymousId": "a1", "event": "Anon"},  # rejected: anonymous
+    {"type": "page", "userId": "u1", "name": "Home", "timestamp": "2024-01-02T03:04:07Z"},
+]
+
+
+def write_ndjson(path: Path, events: list[Any], *, gz: bool = False) -> Path:
+    data = "".join(json.dumps(e) + "\n" for e in events).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def run(*args: str, input: bytes | None = None) -> Any:
+    return CliRunner().invoke(ctmap, list(args), input=input, catch_exceptions=False)
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_convert_writes_records_and_rejects(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "events.ndjson", EVENTS)
+    out = tmp_path / "out.ndjson"
+    result = run("convert", str(src), "-o", str(out))
+    assert result.exit_code == 3, result.output
+    records = read_lines(out)
+    assert [r["type"] for r in records] == ["profile", "event", "event"]
+    assert records[0]["profileData"] == {"Email": "a@b.co", "Gender": "F"}
+    assert records[2]["evtName"] == "Web Page Viewed: Home"
+    rejects = read_lines(tmp_path / "out.rejects.ndjson")
+    assert len(rejects) == 1
+    assert rejects[0]["line"] == 3 and rejects[0]["code"] == "anonymous_not_allowed"
+    assert rejects[0]["stage"] == "map" and rejects[0]["event"] == EVENTS[2]
+    assert "--track-anonymous" in rejects[0]["message"]
+    assert "4 events read" in result.stderr and "rejected: 1" in result.stderr
+    assert not (tmp_path / "out.ndjson.partial").exists()
+
+
+def test_summary_matches_the_files_written(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", EVENTS * 5)
+    out = tmp_path / "o.ndjson"
+    result = run("convert", str(src), "-o", str(out), "--rejects", str(tmp_path / "r.ndjson"))
+    assert f"records:  {len(read_lines(out))} " in result.stderr
+    assert f"rejected: {len(read_lines(tmp_path / 'r.ndjson'))} " in result.stderr
+
+
+def test_clean_input_exits_zero(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[0], EVENTS[1]])
+    result = run("convert", str(src), "-o", str(tmp_path / "o.ndjson"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o.rejects.ndjson").read_text() == ""
+
+
+def test_stdout_carries_data_only(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", EVENTS)
+    result = run("convert", str(src), "--rejects", str(tmp_path / "r.ndjson"))
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert len(lines) == 3 and all("type" in x for x in lines)
+
+
+def test_stdin_gzip_and_several_inputs_in_order(tmp_path: Path) -> None:
+    a = write_ndjson(tmp_path / "a.ndjson.gz", [EVENTS[0]], gz=True)
+    b = write_ndjson(tmp_path / "b.ndjson", [EVENTS[1]])
+    out = tmp_path / "o.ndjson"
+    stdin = json.dumps(EVENTS[3]).encode() + b"\n"
+    result = run("convert", str(a), "-", str(b), "-o", str(out), input=stdin)
+    assert result.exit_code == 0, result.output
+    assert [r["type"] for r in read_lines(out)] == ["profile", "event", "event"]
+    assert read_lines(out)[1]["evtName"] == "Web Page Viewed: Home"
+
+
+def test_batches_format_respects_limits(tmp_path: Path) -> None:
+    events = [{"type": "track", "userId": f"u{i}", "event": "E"} for i in range(2500)]
+    events += [{"type": "identify", "userId": f"u{i}", "anonymousId": f"a{i}",
+                "context": {"device": {"token": f"t{i}"}, "os": {"name": "iOS"}}}
+               for i in range(150)]
+    src = write_ndjson(tmp_path / "e.ndjson", events)
+    out = tmp_path / "o.ndjson"
+    result = run("convert", str(src), "-o", str(out), "--format", "batches",
+                 "--object-id-mapping")
+    assert result.exit_code == 0, result.output
+    bodies = [b["d"] for b in read_lines(out)]
+    sizes = [(len(b), b[0]["type"]) for b in bodies]
+    assert all(n <= 1000 for n, _ in sizes)
+    tokens = [b for b in bodies if b[0]["type"] == "token"]
+    assert all(len(b) <= 100 and all(r["type"] == "token" for r in b) for b in tokens)
+    assert sum(len(b) for b in tokens) == 150
+    assert sum(len(b) for b in bodies) == 2500 + 150 * 2
+
+
+def test_compat_mode_option(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [
+        {"type": "track", "userId": 5, "event": "E", "properties": {"ts": "1468308340"}}])
+    out = tmp_path / "o.ndjson"
+    run("convert", str(src), "-o", str(out), "--compat", "rudderstack")
+    assert read_lines(out)[0] == {"evtName": "E", "evtData": {"ts": "1468308340"},
+                                  "ts": "1468308340", "type": "event", "identity": 5}
+    run("convert", str(src), "-o", str(out))
+    assert read_lines(out)[0]["ts"] == 1468308340 and read_lines(out)[0]["identity"] == "5"
+
+
+def test_config_file_sets_options_and_flags_win(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[2]])
+    cfg = tmp_path / "ctmap.toml"
+    cfg.write_text("track_anonymous = true\n")
+    out = tmp_path / "o.ndjson"
+    assert run("convert", str(src), "-o", str(out), "--config", str(cfg)).exit_code == 0
+    result = run("convert", str(src), "-o", str(out), "--config", str(cfg),
+                 "--no-track-anonymous")
+    assert result.exit_code == 3
+
+
+def test_config_file_problems_are_listed_at_once(tmp_path: Path) -> None:
+    cfg = tmp_path / "ctmap.toml"
+    cfg.write_text('track_anonymous = "yes"\ncompat = "segment"\nbogus = 1\n')
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[0]])
+    result = run("convert", str(src), "--config", str(cfg))
+    assert result.exit_code == 1
+    assert "3 problem(s)" in result.stderr
+    for word in ("track_anonymous", "compat", "bogus"):
+        assert word in result.stderr
+
+
+def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("convert", str(tmp_path / "nope.ndjson"), "-o", str(tmp_path / "o.ndjson"))
+    assert result.exit_code == 1
+    assert "nope.ndjson: no such file" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_corrupt_gzip_names_the_file_and_keeps_a_partial(tmp_path: Path) -> None:
+    data = gzip.compress(b"".join(json.dumps(EVENTS[1]).encode() + b"\n" for _ in range(5000)))
+    src = tmp_path / "cut.ndjson.gz"
+    src.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o.ndjson"
+    result = run("convert", str(src), "-o", str(out))
+    assert result.exit_code == 1
+    assert "cut.ndjson.gz" in result.stderr and "truncated or corrupt" in result.stderr
+    assert not out.exists() and (tmp_path / "o.ndjson.partial").exists()
+
+
+def test_output_may_not_overwrite_an_input(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[0]])
+    assert run("convert", str(src), "-o", str(src)).exit_code == 2
+
+
+def test_usage_error_exit_code() -> None:
+    assert run("convert").exit_code == 2
+    assert run("convert", "x", "--format", "xml").exit_code == 2
+
+
+def test_help_shows_examples_and_exit_codes() -> None:
+    assert "Example" in run("convert", "--help").output
+    assert "Exit codes" in run("--help").output
+
+
+@pytest.mark.slow
+def test_subprocess_streams_records_while_stdin_is_open(tmp_path: Path) -> None:
+    """`ctmap convert - -o -` emits records before its input ends: it streams."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import main; main()", "convert", "-", "-o", "-",
+         "--rejects", str(tmp_path / "r.ndjson"), "-q"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        cwd=Path(__file__).resolve().parent.parent)
+    assert proc.stdin is not None and proc.stdout is not None
+    line = json.dumps(EVENTS[1]).encode() + b"\n"
+    # Enough records to pass stdout's buffer; written from a thread so neither pipe can block
+    # the other, and stdin stays open until the first record has been read back.
+    first_seen = threading.Event()
+
+    def feed() -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(line * 2000)
+        proc.stdin.flush()
+        first_seen.wait(60)
+        proc.stdin.close()
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    first = proc.stdout.readline()
+    still_open = not first_seen.is_set() and proc.poll() is None
+    first_seen.set()
+    assert first, "no output"
+    assert still_open, "the process ended before its stdin closed"
+    assert json.loads(first)["evtName"] == "Played"
+    rest = proc.stdout.read()
+    feeder.join(10)
+    assert proc.wait(timeout=60) == 0
+    assert 1 + rest.count(b"\n") == 2000

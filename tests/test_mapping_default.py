@@ -1,0 +1,193 @@
+"""ctmap's default mode: each fix D1-D6 (shared/DESIGN.md section 2), on cases written here,
+each beside what --compat rudderstack sends for the same event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from clevertap_mapper import MapperConfig, MappingError, Trace, map_event
+
+DEFAULT = MapperConfig(track_anonymous=True)
+COMPAT = MapperConfig(track_anonymous=True, compat="rudderstack")
+
+
+def track(**kw: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": "u1", "event": "Played", **kw}
+
+
+def identify(**kw: Any) -> dict[str, Any]:
+    return {"type": "identify", "userId": "u1", **kw}
+
+
+def one(event: dict[str, Any], config: MapperConfig = DEFAULT) -> dict[str, Any]:
+    records = map_event(event, config)
+    assert len(records) == 1
+    return records[0]
+
+
+# ---------------------------------------------------------------------------- D1 event time
+
+@pytest.mark.parametrize(("fields", "ts"), [
+    ({"timestamp": "2023-11-17T02:25:22.813Z"}, 1700187922),
+    ({"receivedAt": "2023-11-17T02:25:23.923Z", "sentAt": "2023-11-17T02:25:23.705Z",
+      "originalTimestamp": "2023-11-17T02:25:22.595Z"}, 1700187922),
+    ({"originalTimestamp": "2023-11-17T02:25:22.595Z"}, 1700187922),
+    ({"timestamp": "not a time", "originalTimestamp": "2020-01-01T00:00:00Z"}, 1577836800),
+], ids=["timestamp", "receivedAt-skew", "originalTimestamp", "bad-timestamp-falls-back"])
+def test_d1_event_time_when_the_reference_sends_none(fields: dict[str, Any], ts: int) -> None:
+    assert one(track(**fields))["ts"] == ts
+    assert "ts" not in one(track(**fields), COMPAT)
+
+
+def test_d1_archive_payload_computes_time_from_received_and_sent() -> None:
+    event = track(receivedAt="2024-01-01T00:00:10.000Z", sentAt="2024-01-01T00:00:05.000Z",
+                  originalTimestamp="2024-01-01T00:00:02.500Z")
+    assert one(event)["ts"] == 1704067207  # 10 - (5 - 2.5) = 7.5 s past midnight
+
+
+def test_d1_the_references_own_source_wins() -> None:
+    event = track(timestamp="2023-11-17T02:25:22Z", properties={"ts": 1600000000})
+    assert one(event)["ts"] == 1600000000
+    assert one(identify(timestamp="2023-11-17T02:25:22Z", traits={"ts": 1500000000}))["ts"] \
+        == 1500000000
+
+
+def test_d1_no_usable_time_sends_no_ts() -> None:
+    assert "ts" not in one(track())
+
+
+def test_d1_applies_to_identify_and_alias() -> None:
+    t = "2022-02-02T00:00:00Z"
+    assert one(identify(timestamp=t))["ts"] == 1643760000
+    alias = {"type": "alias", "userId": "new", "previousId": "old", "timestamp": t}
+    assert one(alias)["ts"] == 1643760000
+
+
+# ---------------------------------------------------------------------------- D2 epoch seconds
+
+@pytest.mark.parametrize(("raw", "seconds", "compat"), [
+    (1468308340, 1468308340, 1468308340),
+    ("1468308340", 1468308340, "1468308340"),
+    (1468308340000, 1468308340, 1468308340000),
+    ("1468308340000", 1468308340, "1468308340000"),
+    (1468308340000000, 1468308340, 1468308340000000),
+    (1468308340123456789, 1468308340, 1468308340123456800),  # JS holds a double
+    (1584954950.5, 1584954950, 1584954950.5),
+    ("2021-03-10T11:59:22.080Z", 1615377562, 1615377562),
+    ("2021-03-10T11:59:22+05:30", 1615357762, 1615357762),
+    ("2021-03-10T11:59:22", 1615377562, 1615377562),
+    ("2021-03-10", 1615334400, 1615334400),
+], ids=["seconds", "numeric-string", "ms", "ms-string", "us", "ns", "float", "iso-z",
+        "iso-offset", "iso-naive-utc", "date-only"])
+def test_d2_ts_is_integer_epoch_seconds(raw: Any, seconds: int, compat: Any) -> None:
+    got = one(track(properties={"ts": raw}))["ts"]
+    assert got == seconds and type(got) is int
+    assert one(track(properties={"ts": raw}), COMPAT)["ts"] == compat
+
+
+@pytest.mark.parametrize("raw", ["garbage", "N/A", True, False, {}, [1], 0, -5, "-86400",
+                                 "2023-13-45"],
+                         ids=["garbage", "na", "true", "false", "object", "array", "zero",
+                              "negative", "negative-string", "impossible-date"])
+def test_d2_explicit_ts_that_is_not_a_time_rejects(raw: Any) -> None:
+    with pytest.raises(MappingError, match="properties.ts") as info:
+        map_event(track(properties={"ts": raw}), DEFAULT)
+    assert info.value.code == "invalid_timestamp"
+
+
+def test_d2_empty_ts_counts_as_absent() -> None:
+    event = track(properties={"ts": ""}, timestamp="2020-01-01T00:00:00Z")
+    assert one(event)["ts"] == 1577836800
+
+
+# ---------------------------------------------------------------------------- D3 identity
+
+def test_d3_identify_without_any_id_is_rejected() -> None:
+    event = {"type": "identify", "traits": {"email": "a@b.co"}}
+    with pytest.raises(MappingError, match="no userId or anonymousId") as info:
+        map_event(event, DEFAULT)
+    assert info.value.code == "missing_identity"
+
+
+def test_d3_event_without_any_id_is_rejected_even_with_anonymous_tracking() -> None:
+    with pytest.raises(MappingError) as info:
+        map_event({"type": "track", "event": "E"}, DEFAULT)
+    assert info.value.code == "missing_identity"
+
+
+def test_d3_alias_needs_previous_id_and_user_id() -> None:
+    with pytest.raises(MappingError, match="previousId"):
+        map_event({"type": "alias", "userId": "new"}, DEFAULT)
+    with pytest.raises(MappingError, match="userId"):
+        map_event({"type": "alias", "previousId": "old"}, DEFAULT)
+    assert one({"type": "alias", "previousId": "old"}, COMPAT)["profileData"] == {}
+
+
+# ---------------------------------------------------------------------------- D4 names
+
+@pytest.mark.parametrize(("kind", "prefix"), [("page", "Web Page Viewed"),
+                                              ("screen", "Screen Viewed")])
+def test_d4_page_and_screen_names_are_not_html_escaped(kind: str, prefix: str) -> None:
+    event = {"type": kind, "userId": "u1", "name": " Tom & Jerry <3 "}
+    assert one(event)["evtName"] == f"{prefix}:  Tom & Jerry <3"
+    assert one(event, COMPAT)["evtName"] == f"{prefix}:  Tom &amp; Jerry &lt;3"
+
+
+# ---------------------------------------------------------------------------- D5 identities
+
+def test_d5_numeric_ids_become_strings() -> None:
+    assert one(track(userId=12345))["identity"] == "12345"
+    assert one(track(userId=12345), COMPAT)["identity"] == 12345
+    oid = MapperConfig(track_anonymous=True, object_id_mapping=True)
+    assert one({"type": "track", "event": "E", "anonymousId": 7}, oid)["objectId"] == "7"
+
+
+@pytest.mark.parametrize("bad", [True, {"id": 1}, ["u1"]], ids=["bool", "object", "array"])
+def test_d5_ids_that_are_not_text_are_rejected(bad: Any) -> None:
+    with pytest.raises(MappingError) as info:
+        map_event(track(userId=bad), DEFAULT)
+    assert info.value.code == "invalid_identity"
+
+
+def test_d5_identity_of_more_than_1024_characters_is_rejected() -> None:
+    assert one(track(userId="x" * 1024))["identity"] == "x" * 1024
+    with pytest.raises(MappingError, match="1025 characters") as info:
+        map_event(track(userId="x" * 1025), DEFAULT)
+    assert info.value.code == "invalid_identity"
+
+
+# ---------------------------------------------------------------------------- D6 DOB
+
+@pytest.mark.parametrize(("birthday", "dob"), [
+    ("1990-05-17", "$D_642902400"),
+    ("1990-05-17T00:00:00.000Z", "$D_642902400"),
+    ("1965-03-01T00:00:00Z", "$D_-152668800"),
+    (642902400, "$D_642902400"),
+    (642902400000, "$D_642902400"),
+    ("642902400", "$D_642902400"),
+    ("$D_642902400", "$D_642902400"),
+], ids=["date", "datetime", "before-1970", "epoch", "epoch-ms", "epoch-string", "already-D"])
+def test_d6_dob_becomes_a_clevertap_date(birthday: Any, dob: str) -> None:
+    assert one(identify(traits={"birthday": birthday}))["profileData"]["DOB"] == dob
+    assert one(identify(traits={"birthday": birthday}), COMPAT)["profileData"]["DOB"] \
+        == birthday
+
+
+@pytest.mark.parametrize("birthday", ["soon", True, "31/12/1990"], ids=["text", "bool", "dmy"])
+def test_d6_unreadable_dob_is_dropped_with_a_warning(birthday: Any) -> None:
+    trace = Trace()
+    record = map_event(identify(traits={"birthday": birthday, "plan": "pro"}), DEFAULT, trace)[0]
+    assert "DOB" not in record["profileData"]
+    assert record["profileData"]["plan"] == "pro"
+    assert any(d.kind == "warning" and d.field == "DOB" for d in trace.decisions)
+
+
+def test_fixes_are_named_in_the_trace() -> None:
+    trace = Trace()
+    map_event(track(userId=5, properties={"ts": "1468308340"}), DEFAULT, trace)
+    assert trace.fixes == ["D2", "D5"] or set(trace.fixes) == {"D2", "D5"}
+    compat_trace = Trace()
+    map_event(track(userId=5, properties={"ts": "1468308340"}), COMPAT, compat_trace)
+    assert compat_trace.fixes == []

@@ -1,0 +1,132 @@
+"""Property tests: the core never crashes, JS-compatible JSON is right, batching keeps order."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clevertap_mapper import MapperConfig, MappingError, map_event
+from clevertap_mapper.io.writers import batches
+from clevertap_mapper.jsonutil import dumps
+from clevertap_mapper.mapping.js import json_stringify, number_to_string
+
+KEYS = ["type", "userId", "anonymousId", "previousId", "event", "name", "properties", "traits",
+        "context", "integrations", "timestamp", "originalTimestamp", "sentAt", "receivedAt",
+        "email", "firstName", "lastName", "gender", "birthday", "ts", "overrideFields",
+        "products", "revenue", "checkout_id", "device", "token", "os", "clevertap",
+        "deviceTokenType", "chromeKeys", "a.b", "1e3", "", "toString", "Items", "Charged"]
+TYPES = ["identify", "track", "page", "screen", "alias", "IDENTIFY", "group", "", "Track"]
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
+    st.sampled_from(TYPES + ["Order Completed", "order completed", "2021-03-10T11:59:22Z",
+                             "1468308340", "android", "iOS", "female", "$D_1"]),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner,
+                                            max_size=5)),
+    max_leaves=25,
+)
+events = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=10)
+configs = st.builds(MapperConfig, track_anonymous=st.booleans(),
+                    object_id_mapping=st.booleans(),
+                    compat=st.sampled_from([None, "rudderstack"]))
+
+
+def _check_records(records: list[dict[str, Any]], config: MapperConfig) -> None:
+    assert 1 <= len(records) <= 2
+    for record in records:
+        assert record["type"] in ("event", "profile", "token")
+        assert "identity" in record or "objectId" in record \
+            or "identity" in record.get("profileData", {})
+        dumps(record)  # always serialisable
+        if config.compat is None and "ts" in record:
+            assert type(record["ts"]) is int and record["ts"] > 0
+
+
+@settings(max_examples=400, deadline=None)
+@given(events, configs)
+def test_any_object_maps_to_records_or_a_mapping_error(event: dict[str, Any],
+                                                       config: MapperConfig) -> None:
+    try:
+        records = map_event(event, config)
+    except MappingError as exc:
+        assert exc.code and exc.code.islower() and exc.message
+        return
+    _check_records(records, config)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(TYPES), st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6),
+       st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6), configs)
+def test_realistic_shapes_map_or_reject(kind: str, traits: dict[str, Any],
+                                        props: dict[str, Any], config: MapperConfig) -> None:
+    event = {"type": kind, "userId": "u", "anonymousId": "a", "traits": traits,
+             "context": {"traits": props, "os": {"name": "Android"}, "device": {"token": "t"}},
+             "properties": props, "event": props.get("event", "Order Completed")}
+    try:
+        records = map_event(event, config)
+    except MappingError:
+        return
+    _check_records(records, config)
+
+
+@given(json_values)
+def test_json_stringify_parses_back_to_the_same_value(value: Any) -> None:
+    text = json_stringify(value)
+    back = json.loads(text)
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, dict):
+            return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k])
+                                                                       for k in a)
+        if isinstance(a, list):
+            return isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            return math.isclose(float(a), float(b), rel_tol=1e-15)  # JS holds doubles
+        return bool(a == b)
+
+    assert same(value, back)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_number_to_string_round_trips(x: float) -> None:
+    assert float(number_to_string(x)) == x or (x == 0 and number_to_string(x) == "0")
+
+
+def test_number_to_string_matches_javascript() -> None:
+    cases = {1.0: "1", 1e21: "1e+21", 1.5e-7: "1.5e-7", 123e-20: "1.23e-18", 0.000001: "0.000001",
+             -0.0: "0", 2**53 + 2.0: "9007199254740994", 1e20: "100000000000000000000",
+             98765432109876543: "98765432109876540", 0.1 + 0.2: "0.30000000000000004"}
+    for value, text in cases.items():
+        assert number_to_string(value) == text, value
+
+
+def test_json_stringify_orders_integer_keys_first() -> None:
+    assert json_stringify({"b": 1, "10": 2, "2": 3, "01": 4}) == '{"2":3,"10":2,"b":1,"01":4}'
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["event", "profile", "token"]), max_size=2500),
+       st.integers(1, 50), st.integers(1, 20))
+def test_batching_keeps_count_order_and_limits(kinds: list[str], max_records: int,
+                                               max_tokens: int) -> None:
+    records = [{"type": k, "n": i} for i, k in enumerate(kinds)]
+    bodies = list(batches(iter(records), max_records, max_tokens))
+    flat = [r for body in bodies for r in body]
+    assert sorted(r["n"] for r in flat) == list(range(len(records)))
+    for body in bodies:
+        assert body
+        is_token = body[0]["type"] == "token"
+        assert all((r["type"] == "token") == is_token for r in body)
+        assert len(body) <= (max_tokens if is_token else max_records)
+    for kind_is_token in (True, False):
+        seq = [r["n"] for r in flat if (r["type"] == "token") == kind_is_token]
+        assert seq == sorted(seq)
