@@ -32,9 +32,9 @@ def mapping_options(f: F) -> F:
                      help="Reproduce RudderStack's output exactly, quirks included "
                           "(default: ctmap's fixes D1-D6, see README)."),
         click.option("--checks", type=click.Choice(["strict", "warn", "off"]), default="strict",
-                     show_default=True,
                      help="Pre-flight checks against CleverTap's limits: strict rejects what "
-                          "CleverTap would reject; warn only reports."),
+                          "CleverTap would reject; warn only reports [default: strict; warn "
+                          "with --compat]."),
         click.option("--max-event-properties", type=click.IntRange(1, 10000), default=256,
                      show_default=True, help="Properties allowed per event (CleverTap: 256, "
                      "or 100 on newer accounts)."),
@@ -73,6 +73,9 @@ def resolve_mapping(ctx: click.Context) -> MappingSettings:
         compat=pick(ctx, "compat", file),
     )
     level: CheckLevel = pick(ctx, "checks", file)
+    if mapper.compat and "checks" not in file and \
+            ctx.get_parameter_source("checks") in (ParameterSource.DEFAULT, None):
+        level = "warn"  # compat output must be the reference's, record for record
     checker = Checker(level, pick(ctx, "max_event_properties", file))
     return MappingSettings(mapper, checker, file)
 
