@@ -1,0 +1,319 @@
+"""The upload checkpoint (``--state FILE``) and the append-only rejects journal.
+
+Why bodies are numbered: for the same inputs and settings, the stream of upload bodies is
+deterministic (read -> map -> check -> batch never looks at the clock or the network). So body
+number ``seq`` names the same records on every run, and the checkpoint only has to remember
+which numbers CleverTap acknowledged:
+
+- ``next_body``: every body below it is acknowledged (the contiguous watermark);
+- ``acked_above``: bodies above the watermark that finished early (bodies finish out of order
+  with several in flight; at most a window's worth);
+- ``partial``: for a body CleverTap answered in part (some records need a resend after a 555,
+  or a 400 is being bisected), the indices of its records still unresolved, so a rerun sends
+  only those;
+- ``inputs`` / ``settings``: the fingerprint (path, size, mtime of every input; mapping and
+  batching settings; account id). A rerun with anything different is refused: the numbers
+  would name other records. ``--restart`` starts over.
+- ``totals``: accepted and rejected counts over all runs of this job, for the exit code of a
+  rerun.
+
+Write order, after a body (or part of it) is acknowledged: its rejections are appended to the
+rejects file and fsynced first, then the state is written to a temporary file, fsynced and
+renamed over the old one (atomic on POSIX). A crash between the two repeats that body's reject
+lines on the rerun; it can never lose them. A ``kill -9`` at any point leaves the previous
+complete state, so at most the bodies in flight are sent again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any, Final
+
+import orjson
+
+from clevertap_mapper.errors import ConfigError
+from clevertap_mapper.io.model import Position, Rejection
+from clevertap_mapper.io.readers import STDIN, expand_inputs
+from clevertap_mapper.jsonutil import dumps
+
+STATE_FORMAT: Final = "ctmap-upload-state"
+STATE_VERSION: Final = 1
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+
+def describe_inputs(inputs: Iterable[str]) -> list[dict[str, Any]]:
+    """The input part of the fingerprint: absolute path, size and mtime of every input file.
+
+    stdin cannot be fingerprinted (nor read twice), so it cannot be checkpointed.
+    """
+    out: list[dict[str, Any]] = []
+    for name in expand_inputs(inputs):
+        if name == STDIN:
+            raise ConfigError("--state cannot checkpoint stdin ('-'): a rerun could not tell "
+                              "what was already sent; upload from a file, or drop --state")
+        try:
+            st = os.stat(name)
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read ({exc.strerror}); check the path") from None
+        out.append({"path": os.path.abspath(name), "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns})
+    return out
+
+
+def fsync_directory(path: str) -> None:
+    """Make a rename in ``path``'s directory durable (best effort; not every FS allows it)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file, whole."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path)
+
+
+@dataclass
+class Checkpoint:
+    """Which upload bodies of a job are acknowledged (module docstring). ``path`` None: the
+    same bookkeeping in memory only (no ``--state``)."""
+
+    path: str | None
+    inputs: list[dict[str, Any]]
+    settings: dict[str, Any]
+    next_body: int = 0
+    acked_above: set[int] = field(default_factory=set)
+    partial: dict[int, list[int]] = field(default_factory=dict)
+    complete: bool = False
+    bodies_total: int | None = None
+    delivered_through: dict[str, Any] | None = None
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    runs: int = 0
+    resumed: bool = False
+    _last_positions: dict[int, Position] = field(default_factory=dict, repr=False)
+    _lock_file: IO[bytes] | None = field(default=None, repr=False)
+
+    # ---- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | None, inputs: list[dict[str, Any]], settings: dict[str, Any], *,
+             restart: bool = False) -> Checkpoint:
+        """The job's checkpoint: loaded from ``path`` when it exists and matches the
+        fingerprint, new when there is none (or ``restart``); ConfigError when it belongs to
+        another job. Holds a lock so two runs cannot share one state file."""
+        if path is None:
+            return cls(None, inputs, settings, runs=1)
+        lock = _lock(path)
+        try:
+            state = None if restart else cls._load(path, inputs, settings)
+        except BaseException:
+            lock.close()
+            raise
+        if state is None:
+            state = cls(path, inputs, settings)
+        state._lock_file = lock
+        state.runs += 1
+        return state
+
+    @classmethod
+    def _load(cls, path: str, inputs: list[dict[str, Any]],
+              settings: dict[str, Any]) -> Checkpoint | None:
+        try:
+            with open(path, "rb") as f:
+                data = orjson.loads(f.read())
+        except FileNotFoundError:
+            return None
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the state file ({exc}); fix or remove it, "
+                              "or rerun with --restart to start over") from None
+        if type(data) is not dict or data.get("format") != STATE_FORMAT:
+            raise ConfigError(f"{path}: not a ctmap upload state file; pass another --state")
+        if data.get("version") != STATE_VERSION:
+            raise ConfigError(f"{path}: state file version {data.get('version')} is not "
+                              f"supported (expected {STATE_VERSION}); rerun with --restart")
+        problem = _difference(data.get("inputs"), inputs, data.get("settings"), settings)
+        if problem:
+            raise ConfigError(f"{path} belongs to another upload: {problem}. Its body numbers "
+                              "would name other records. Rerun with the same inputs and "
+                              "settings to resume, or add --restart to upload everything again "
+                              "from the start")
+        try:
+            return cls(
+                path, inputs, settings,
+                next_body=int(data["next_body"]),
+                acked_above={int(x) for x in data["acked_above"]},
+                partial={int(k): [int(i) for i in v] for k, v in data["partial"].items()},
+                complete=bool(data["complete"]),
+                bodies_total=data.get("bodies_total"),
+                delivered_through=data.get("delivered_through"),
+                accepted=int(data["totals"]["accepted"]),
+                rejected=Counter({str(k): int(v)
+                                  for k, v in data["totals"]["rejected"].items()}),
+                runs=int(data.get("runs", 0)),
+                resumed=True,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{path}: the state file is damaged ({exc!r}); rerun with "
+                              "--restart to start over") from None
+
+    # ---- queries -------------------------------------------------------------------------
+
+    def is_acked(self, seq: int) -> bool:
+        """Was body ``seq`` fully acknowledged by an earlier run (or this one)?"""
+        return seq < self.next_body or seq in self.acked_above
+
+    def pending_of(self, seq: int) -> list[int] | None:
+        """Indices still to send of a body CleverTap answered in part, or None (send all)."""
+        return self.partial.get(seq)
+
+    # ---- updates (the caller serialises them) -----------------------------------------------
+
+    def record_partial(self, seq: int, pending: list[int], accepted: int,
+                       rejected: Counter[str]) -> None:
+        """Body ``seq`` is resolved except the records at ``pending``."""
+        self.partial[seq] = sorted(pending)
+        self._count(accepted, rejected)
+
+    def record_ack(self, seq: int, last: Position | None, accepted: int,
+                   rejected: Counter[str]) -> None:
+        """Body ``seq`` is fully acknowledged; move the watermark over what is contiguous."""
+        self.partial.pop(seq, None)
+        self._count(accepted, rejected)
+        if seq < self.next_body:
+            return
+        self.acked_above.add(seq)
+        if last is not None:
+            self._last_positions[seq] = last
+        while self.next_body in self.acked_above:
+            self.acked_above.discard(self.next_body)
+            pos = self._last_positions.pop(self.next_body, None)
+            if pos is not None:
+                self.delivered_through = {"source": pos.source, "line": pos.line}
+            self.next_body += 1
+
+    def record_end(self, bodies_total: int) -> None:
+        """The whole stream has been numbered; complete when every body is acknowledged."""
+        self.bodies_total = bodies_total
+        self.complete = self.next_body >= bodies_total and not self.partial
+
+    def _count(self, accepted: int, rejected: Counter[str]) -> None:
+        self.accepted += accepted
+        self.rejected.update(rejected)
+
+    # ---- persistence -----------------------------------------------------------------------
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "runs": self.runs,
+            "complete": self.complete,
+            "next_body": self.next_body,
+            "acked_above": sorted(self.acked_above),
+            "partial": {str(k): v for k, v in sorted(self.partial.items())},
+            "bodies_total": self.bodies_total,
+            "delivered_through": self.delivered_through,
+            "totals": {"accepted": self.accepted, "rejected": dict(self.rejected)},
+            "inputs": self.inputs,
+            "settings": self.settings,
+        }
+
+    def save(self) -> None:
+        """Write the state atomically (no-op without a path)."""
+        if self.path is not None:
+            atomic_write(self.path, orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2))
+
+    def close(self) -> None:
+        """Release the lock on the state file."""
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+def _lock(path: str) -> IO[bytes]:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle = open(f"{path}.lock", "ab")  # noqa: SIM115 - held for the run, closed by close()
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise ConfigError(f"{path} is in use by another ctmap upload; wait for it to "
+                              "finish (two runs sharing one state would send twice)") from None
+    return handle
+
+
+def _difference(old_inputs: Any, inputs: list[dict[str, Any]], old_settings: Any,
+                settings: dict[str, Any]) -> str | None:
+    """What differs between the stored fingerprint and this run's, in words; None if equal."""
+    if old_inputs != inputs:
+        if type(old_inputs) is not list:
+            return "its input list is missing"
+        old = {i.get("path"): i for i in old_inputs if type(i) is dict}
+        new = {i["path"]: i for i in inputs}
+        added = [p for p in new if p not in old]
+        removed = [p for p in old if p not in new]
+        changed = [p for p in new if p in old and old[p] != new[p]]
+        parts = []
+        if changed:
+            parts.append(f"input {changed[0]} changed (size or modification time) since")
+        if added:
+            parts.append(f"input {added[0]} was not part of it")
+        if removed:
+            parts.append(f"input {removed[0]} is missing from this run")
+        return "; ".join(parts) or "the inputs are in another order"
+    if old_settings != settings:
+        if type(old_settings) is not dict:
+            return "its settings are missing"
+        keys = sorted(k for k in set(old_settings) | set(settings)
+                      if old_settings.get(k) != settings.get(k))
+        return f"the settings differ ({', '.join(keys)})"
+    return None
+
+
+class RejectsJournal:
+    """The upload's rejects file: appended and fsynced as bodies are acknowledged.
+
+    Unlike ``convert``'s rejects (written to ``.partial`` and renamed at the end), an upload's
+    rejects must survive a crash in the middle, and a resumed run adds to them.
+    """
+
+    def __init__(self, path: str, *, append: bool) -> None:
+        self.path = path
+        self.count = 0
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        self._out = open(path, "ab" if append else "wb")  # noqa: SIM115 - closed by close()
+
+    def write(self, rejections: list[Rejection]) -> None:
+        """Append and make durable (before the checkpoint that says they were written)."""
+        if not rejections:
+            return
+        self._out.write(b"".join(dumps(r.as_dict()) + b"\n" for r in rejections))
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self.count += len(rejections)
+
+    def close(self) -> None:
+        self._out.close()
