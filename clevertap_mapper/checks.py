@@ -6,15 +6,20 @@ code below only walks the table.
 
 Severity rule (how the uncertain limits were decided):
 
-- ``error``: CleverTap's /1/upload refuses the record with a documented record error code
-  (spec section 1.5: 509, 512-520, 522-526, 530-534), or sending it would damage data that
-  cannot be repaired (an identity such as ``"null"`` that would merge unrelated users).
-- ``warning``: CleverTap documents a limit but no error code for it (key length, value length,
-  prohibited characters, counts of Items, custom profile keys and multi-values) or the rule is
-  only known from an SDK or another CleverTap product. The API has a code for every refusal it
-  reports, so these most likely arrive changed (cut, cleaned or dropped) rather than refused;
-  the warning says what may change. If CleverTap does refuse such a record after all, ``upload``
-  still reports it with CleverTap's own code.
+- ``error``: /1/upload refuses the record with a documented record error code (spec section
+  1.5: 509, 512-520, 522-526, 530-534); or the record exceeds a documented hard maximum (key
+  120 and value 512 characters, 256 properties, Items or custom profile keys, identity 1024):
+  CleverTap does not document what its server does past those (the SDKs cut), but a cut key
+  becomes another property and a cut value or list silently loses data, which cannot be fixed
+  once sent; or the identity is a placeholder such as ``"null"`` that would merge unrelated
+  users into one profile.
+- ``warning``: the sources conflict or the rule is known only from an SDK, another CleverTap
+  product or a newer account default (512 bytes versus characters, prohibited characters, which
+  RudderStack's own ``Web Page Viewed: ...`` names contain, objectId format, booleans for Y/N,
+  100 properties on newer accounts, SDK-reserved event names, DOB and MSG-* forms); or CleverTap
+  documents a harmless outcome (multi-values over 100: the oldest are dropped). The warning says
+  what may change; should CleverTap refuse such a record after all, ``upload`` reports it with
+  CleverTap's own code.
 
 Levels: ``strict`` rejects a record with an error finding and counts the warnings; ``warn``
 reports every finding as a warning and sends everything; ``off`` skips the stage.
@@ -176,17 +181,16 @@ LIMITS: Final[tuple[Limit, ...]] = (
     Limit("items_shape", "invalid_items", "evtData.Items of Charged", "an array of objects",
           "error", "spec 2.2 (CT-upev-copy)", "{field} is {value}; Charged Items must be "
           "{limit} (512): send one object per item", 512),
-    Limit("items_count", "too_many_items", "evtData.Items of Charged", 256, "warning",
+    Limit("items_count", "too_many_items", "evtData.Items of Charged", 256, "error",
           "spec 2.2 (CT-plat; web SDK refuses >50 with 522)", "{field} has {count} items; "
-          "the Charged event supports at most {limit}, the rest may be lost: split the order"),
+          "the Charged event supports at most {limit}: split the order into several events"),
     Limit("item_nested", "nested_value", "values inside Charged Items", "flat objects",
           "warning", "spec 2.2 (item limits presumably as events: U)", "{field} is {value}; "
           "Charged Items should be {limit}: send it as text"),
     # ---- keys and values (events, Items and profiles) ------------------------------------
-    Limit("key_length", "key_too_long", "evtData, Items and profileData keys", 120, "warning",
+    Limit("key_length", "key_too_long", "evtData, Items and profileData keys", 120, "error",
           "spec 2.1, 2.3 (CT-plat chars; CT-upprof bytes)", "{field}: the key is {count} "
-          "characters long; CleverTap allows at most {limit}, so it may be cut or dropped: "
-          "rename the property upstream"),
+          "characters long; CleverTap allows at most {limit}: rename the property upstream"),
     Limit("event_key_chars", "invalid_key_characters", "evtData and Items keys",
           _EVENT_KEY_CHARS, "warning", _S21, "{field}: the key contains {hint}, which "
           "CleverTap prohibits in property names ({limit}); it may be cleaned or dropped: "
@@ -196,17 +200,20 @@ LIMITS: Final[tuple[Limit, ...]] = (
           "CleverTap prohibits in profile property names ({limit}); it may be cleaned or "
           "dropped: rename the property"),
     Limit("value_length", "value_too_long", "string values of evtData, Items, profileData "
-          "and multi-value items", 512, "warning",
-          "spec 2.1, 2.3 (512 characters: CT-plat; 512 bytes: CT-upev-copy)",
-          "{field} is {hint}; CleverTap stores values of at most {limit} characters (the API "
-          "page says bytes), so it may be cut: shorten it upstream"),
+          "and multi-value items", 512, "error", "spec 2.1, 2.3 (CT-plat)",
+          "{field} is {hint}; CleverTap allows values of at most {limit} characters: shorten "
+          "it upstream, or split it over several properties"),
+    Limit("value_bytes", "value_too_many_bytes", "string values (as value_length)", 512,
+          "warning", "spec 2.1 (CT-upev-copy says 512 bytes; CT-plat says characters)",
+          "{field} is {hint}; one CleverTap page limits values to {limit} bytes, so it may be "
+          "cut: shorten it if it must arrive whole"),
     # ---- profiles ------------------------------------------------------------------------
     Limit("profile_data", "invalid_profile_data", "profileData", "an object", "error",
           "spec 1.3, 1.5", "{field} is {value}; it must be {limit} of profile properties "
           "(524)", 524),
     Limit("custom_profile_keys", "too_many_profile_keys", "custom profileData keys", 256,
-          "warning", _S23, "{field} has {count} custom properties; a CleverTap profile holds "
-          "at most {limit}, the rest may be lost: send fewer traits"),
+          "error", _S23, "{field} has {count} custom properties; a CleverTap profile holds at "
+          "most {limit}: send fewer traits"),
     Limit("nested_profile_value", "nested_value", "profileData values",
           "scalars, arrays of strings or {$add|$remove|$set|$delete: ...}", "error",
           "spec 1.3, 2.3", "{field} is {value}; profile values must be {limit}: send it as "
@@ -734,12 +741,16 @@ def _object_id(oid: Any, out: list[Finding]) -> bool:
 
 
 def _value_length(value: str, field: str, out: list[Finding]) -> None:
-    """Only called for strings over 128 characters (shorter ones fit in 512 UTF-8 bytes)."""
+    """Only called for strings over 128 characters (shorter ones fit in 512 UTF-8 bytes).
+
+    Characters over the limit are an error; within it but over 512 bytes, a warning.
+    """
     row = _L["value_length"]
     n = len(value)
     if n > row.limit:
         out.append(_finding(row, field, hint=f"{n} characters long"))
         return
+    row = _L["value_bytes"]
     size = len(value.encode("utf-8", "surrogatepass"))
     if size > row.limit:
         out.append(_finding(row, field, hint=f"{n} characters but {size} UTF-8 bytes long"))
