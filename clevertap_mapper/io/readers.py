@@ -28,7 +28,7 @@ from clevertap_mapper.jsonutil import NumberOutOfRange, loads
 GZIP_MAGIC: Final = b"\x1f\x8b"
 BOM: Final = b"\xef\xbb\xbf"
 STDIN: Final = "-"
-_RECORD_TYPES: Final = frozenset({"event", "profile", "token"})
+RECORD_TYPES: Final = frozenset({"event", "profile", "token"})
 _FIX_HINT: Final = "fix the line, or leave it in the rejects file"
 
 Item = SourceEvent | SourceRecords | Rejection
@@ -138,7 +138,7 @@ def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
                         f"{_FIX_HINT}", event=value)
         return
     if "type" in value:
-        if type(value["type"]) is str and value["type"] in _RECORD_TYPES:
+        if type(value["type"]) is str and value["type"] in RECORD_TYPES:
             yield SourceRecords(Position(source, lineno), [value])
         else:
             yield SourceEvent(Position(source, lineno), value)
