@@ -116,24 +116,24 @@ LIMITS: Final[tuple[Limit, ...]] = (
     # ---- every record ------------------------------------------------------------------
     Limit("record_type", "invalid_record_type", "type", ("event", "profile", "token"),
           "error", "spec 1.3, 1.5", "{field} is {value}; CleverTap takes only {limit} "
-          "records: fix the record or leave it out", 524),
+          "records (524): fix the record or leave it out", 524),
     Limit("identity_missing", "missing_identity", "identity, FBID, GPID or objectId",
           ("identity", "FBID", "GPID", "objectId"), "error", "spec 1.3, 1.5",
-          "the record has none of {limit}, so CleverTap cannot tell whose it is: add the "
-          "user's id", 523),
+          "{field} is missing: the record has none of {limit}, so CleverTap cannot tell whose "
+          "it is (523): add the user's id", 523),
     Limit("identity_length", "invalid_identity", "identity, profileData.identity, objectId",
           1024, "error", "spec 2.4 (CSV upload doc)", "{field} is {count} characters long; "
           "CleverTap takes identities of at most {limit}: send a shorter user id", 523),
+    # The reference sends numeric user ids as JSON numbers (compat mode keeps that); CleverTap
+    # documents identities as strings, so a number is refused like any other non-string.
     Limit("identity_type", "invalid_identity", "identity, profileData.identity", "a string",
-          "error", "spec 1.3, 2.4", "{field} is {value}; CleverTap identities must be "
-          "{limit}: send the user id as text", 523),
+          "error", "spec 1.3 (CT-upev-copy: string), 2.4; DESIGN D5", "{field} is {value}; "
+          "CleverTap identities must be {limit} (523): send the user id as text (the "
+          "default mode does)", 523),
     Limit("identity_refused", "invalid_identity", "identity, profileData.identity, objectId",
           _REFUSED_IDENTITIES, "error", "spec 2.4 (SE map-data-for-import; /1/upload: U)",
           "{field} is {value}, a placeholder CleverTap refuses as an identity (and which "
           "would merge every such user into one profile): fix the user id upstream", 523),
-    Limit("identity_number", "identity_not_string", "identity, profileData.identity",
-          "a string", "warning", "spec 1.3, 2.4; DESIGN D5", "{field} is the number {value}; "
-          "CleverTap documents identities as strings (ctmap's default mode sends it as text)"),
     Limit("object_id_value", "invalid_object_id", "objectId (events, profiles)",
           "a non-empty string", "error", "spec 1.5, 2.4", "{field} is {value}; it must be "
           "{limit} (CleverTap refuses it with 526): send the anonymousId as text", 526),
@@ -403,15 +403,18 @@ _PROFILE_TESTS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "msg_flag": _not_bool,
 }
 
-ProfileRule = tuple[Limit, Callable[[Any, Any], bool]]
+ProfileRule = tuple[str, Callable[[Any, Any], bool]]
 
 
 def _profile_rules() -> dict[str, tuple[ProfileRule, ...]]:
-    """profileData key -> the rows that judge its value, in table order."""
+    """profileData key -> (row id, test) of the rows that judge its value, in table order.
+
+    The row itself is looked up when checking, so its limit is always the table's.
+    """
     rules: dict[str, list[ProfileRule]] = {}
     for row in LIMITS:
         for key in row.keys:
-            rules.setdefault(key, []).append((row, _PROFILE_TESTS[row.id]))
+            rules.setdefault(key, []).append((row.id, _PROFILE_TESTS[row.id]))
     return {key: tuple(found) for key, found in rules.items()}
 
 
@@ -630,7 +633,8 @@ class Checker:
                 self._key(key, _path("profileData", key), chars_row, clean, out)
             rules = _RULES.get(key)
             if rules is not None:
-                for row, bad in rules:
+                for row_id, bad in rules:
+                    row = _L[row_id]
                     if bad(value, row.limit):
                         hint = "{}-{}".format(*row.limit) if row.id == "phone_digits" else ""
                         out.append(_finding(row, f"profileData.{key}", value, hint=hint))
@@ -710,9 +714,6 @@ def _identity(ident: Any, field: str, out: list[Finding]) -> bool:
         if len(ident) <= _REFUSED_MAX_LEN and ident.strip().lower() in _REFUSED_IDENTITIES:
             out.append(_finding(_L["identity_refused"], field, ident))
             return False
-        return True
-    if t is int or t is float:
-        out.append(_finding(_L["identity_number"], field, ident))
         return True
     if ident is None:
         return False

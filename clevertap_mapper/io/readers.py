@@ -164,21 +164,32 @@ def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
 
 def _batch(batch: list[Any], envelope: dict[str, Any], source: str,
            lineno: int) -> Iterator[Item]:
-    """Events of a batch, with the envelope's context/integrations merged in (event keys win)."""
+    """Events of a batch, with the envelope's context/integrations merged in (event keys win).
+
+    A gateway job payload (``{"batch": [...], "receivedAt": ...}``, also inside legacy backup
+    rows) holds the server's ``receivedAt`` once for the whole batch; RudderStack's processor
+    stamps it on every event before computing ``timestamp``, so an event without its own gets
+    the envelope's (spec/rudderstack-inputs.md; rudder-server processor enhanceWithTimeFields).
+    """
     shared = {k: envelope[k] for k in ("context", "integrations")
               if type(envelope.get(k)) is dict}
+    received_at = envelope.get("receivedAt")
+    if type(received_at) is not str:
+        received_at = None
     for i, event in enumerate(batch, 1):
         pos = Position(source, lineno, i)
         if type(event) is not dict:
             yield Rejection(pos, "read", "not_an_object", f"batch item {i} holds {_kind(event)}, "
                             f"not an event object; {_FIX_HINT}", event=event)
             continue
-        if shared:
+        if shared or (received_at is not None and event.get("receivedAt") is None):
             event = dict(event)
             for key, value in shared.items():
                 own = event.get(key)
                 event[key] = {**value, **own} if type(own) is dict else (
                     value if own is None else own)
+            if received_at is not None and event.get("receivedAt") is None:
+                event["receivedAt"] = received_at
         yield SourceEvent(pos, event)
 
 
