@@ -21,9 +21,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import queue
-import re
 import random as _random
+import re
 import threading
 import time
 from collections import Counter, deque
@@ -33,8 +34,9 @@ from typing import Any, Final, Literal
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
-from clevertap_mapper.errors import ConfigError, FatalUploadError
+from clevertap_mapper.errors import ConfigError, FatalUploadError, InputError
 from clevertap_mapper.io.model import Position, Rejection
+from clevertap_mapper.io.readers import STDIN, expand_inputs
 from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS
 from clevertap_mapper.jsonutil import dumps
 from clevertap_mapper.pipeline import Summary
@@ -164,11 +166,13 @@ class _GaveUp(Exception):
 
 @dataclass(slots=True)
 class _Chunk:
-    """Part of a body to send in one request: indices into the body, and its retry count."""
+    """Part of a body to send in one request: indices into the body; ``retries``: failed
+    attempts of this request; ``resends``: how often these records came back with 555."""
 
     indices: list[int]
     retries: int = 0
     wait: float = 0.0
+    resends: int = 0
 
 
 @dataclass(slots=True)
@@ -190,8 +194,9 @@ class _Job:
         return cls(body, [dumps(r) for r in body.records], indices, stream_due=pending is None)
 
     @property
-    def uncommitted(self) -> bool:
-        return bool(self.accepted or self.rejections or self.stream_due)
+    def progressed(self) -> bool:
+        """CleverTap resolved records of this body since the last commit."""
+        return bool(self.accepted or self.rejections)
 
 
 class Uploader:
@@ -377,7 +382,7 @@ class Uploader:
         self._halt.set()
 
     def _finish(self, job: _Job) -> None:
-        if not job.acked and job.uncommitted:
+        if not job.acked and job.progressed:
             try:
                 self._commit(job, final=False)
             except BaseException as exc:
@@ -440,18 +445,19 @@ class Uploader:
             self._limiter.release(ok=True)
             work.popleft()
             again = self._apply(job, chunk, ack)
-            if again and policy.exhausted(chunk.retries):
+            if again and policy.exhausted(chunk.resends):
                 for index, entry in again:
                     self._reject(job, index, entry.code, entry.error)
             elif again:
                 # 555 is CleverTap's own failure (spec s1.5): resend those records, and only
-                # those, in a later request, under the same retry bound.
-                retries = chunk.retries + 1
-                work.append(_Chunk([index for index, _ in again], retries,
-                                   policy.delay(retries, None, self._random)))
+                # those, in a later request, at most max_retries times.
+                resends = chunk.resends + 1
+                work.append(_Chunk([index for index, _ in again],
+                                   wait=policy.delay(resends, None, self._random),
+                                   resends=resends))
                 with self._lock:
                     self.report.retries += 1
-            if work and job.uncommitted:
+            if work and job.progressed:
                 self._commit(job, final=False)
         self._commit(job, final=True)
 
@@ -463,8 +469,8 @@ class Uploader:
             self._reject(job, chunk.indices[0], exc.code, exc.error)
             return
         mid = len(chunk.indices) // 2
-        work.appendleft(_Chunk(chunk.indices[mid:], chunk.retries))
-        work.appendleft(_Chunk(chunk.indices[:mid], chunk.retries))
+        work.appendleft(_Chunk(chunk.indices[mid:], resends=chunk.resends))
+        work.appendleft(_Chunk(chunk.indices[:mid], resends=chunk.resends))
         with self._lock:
             self.report.bisected += 1
 
@@ -603,6 +609,7 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
     """
     options = options or UploadOptions()
     url = upload_url(region, endpoint)
+    _check_inputs(inputs)
     policy = policy or RetryPolicy(max_retries=options.max_retries)
     settings = job_settings(mapper, checker, profiles_first=options.profiles_first,
                             account_id=credentials.account_id)
@@ -630,6 +637,14 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
                 rejects.close()
     finally:
         checkpoint.close()
+
+
+def _check_inputs(inputs: list[str]) -> None:
+    """Refuse a missing input before anything is sent (a typo in the last of ten paths must
+    not be found after the first nine went out)."""
+    for name in expand_inputs(inputs):
+        if name != STDIN and not os.path.isfile(name):
+            raise InputError(f"{name}: no such file; check the path", source=name)
 
 
 def _closing(bodies: Iterator[Body]) -> Iterator[Body]:

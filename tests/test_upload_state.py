@@ -1,0 +1,152 @@
+"""The checkpoint (watermark, out-of-order acks, partial bodies, fingerprint, atomic save,
+lock) and the rejects journal."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from clevertap_mapper.errors import ConfigError
+from clevertap_mapper.io.model import Position, Rejection
+from clevertap_mapper.upload.state import Checkpoint, RejectsJournal, describe_inputs
+
+SETTINGS = {"mapping": {"compat": None}, "profiles_first": False, "account_id": "A"}
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> list[dict[str, object]]:
+    (tmp_path / "in.ndjson").write_text("{}\n")
+    return describe_inputs([str(tmp_path / "in.ndjson")])
+
+
+def test_watermark_moves_over_contiguous_acks(tmp_path: Path,
+                                               inputs: list[dict[str, object]]) -> None:
+    state = Checkpoint.open(str(tmp_path / "s"), inputs, SETTINGS)
+    try:
+        state.record_ack(1, Position("f", 20), 10, Counter())
+        assert (state.next_body, state.acked_above) == (0, {1})
+        assert state.is_acked(1) and not state.is_acked(0)
+        state.record_ack(0, Position("f", 10), 5, Counter({"x": 1}))
+        assert (state.next_body, state.acked_above) == (2, set())
+        assert state.delivered_through == {"source": "f", "line": 20}
+        state.record_partial(2, [7, 3], 990, Counter({"clevertap_523": 1}))
+        assert state.pending_of(2) == [3, 7] and not state.is_acked(2)
+        state.record_ack(2, None, 2, Counter())
+        assert state.partial == {} and state.next_body == 3
+        assert state.accepted == 1007 and state.rejected == Counter(x=1, clevertap_523=1)
+        state.record_end(3)
+        assert state.complete
+    finally:
+        state.close()
+
+
+def test_save_and_resume(tmp_path: Path, inputs: list[dict[str, object]]) -> None:
+    path = str(tmp_path / "s.json")
+    state = Checkpoint.open(path, inputs, SETTINGS)
+    state.record_ack(0, Position("f", 1), 3, Counter({"invalid_json": 1}))
+    state.record_ack(2, Position("f", 9), 3, Counter())
+    state.record_partial(3, [1], 2, Counter())
+    state.save()
+    state.close()
+    assert not os.path.exists(path + ".tmp")
+    data = orjson.loads(Path(path).read_bytes())
+    assert data["next_body"] == 1 and data["acked_above"] == [2]
+    assert data["partial"] == {"3": [1]} and data["complete"] is False
+
+    again = Checkpoint.open(path, inputs, SETTINGS)
+    try:
+        assert again.resumed and again.runs == 2
+        assert [again.is_acked(i) for i in range(4)] == [True, False, True, False]
+        assert again.pending_of(3) == [1] and again.accepted == 8
+        assert again.rejected == Counter(invalid_json=1)
+    finally:
+        again.close()
+
+
+def test_restart_ignores_the_old_state(tmp_path: Path, inputs: list[dict[str, object]]) -> None:
+    path = str(tmp_path / "s.json")
+    state = Checkpoint.open(path, inputs, SETTINGS)
+    state.record_ack(0, None, 1, Counter())
+    state.save()
+    state.close()
+    fresh = Checkpoint.open(path, inputs, {**SETTINGS, "profiles_first": True}, restart=True)
+    try:
+        assert not fresh.resumed and fresh.next_body == 0
+    finally:
+        fresh.close()
+
+
+def test_changed_input_is_refused(tmp_path: Path, inputs: list[dict[str, object]]) -> None:
+    path = str(tmp_path / "s.json")
+    state = Checkpoint.open(path, inputs, SETTINGS)
+    state.save()
+    state.close()
+    changed = [{**inputs[0], "size": 999}]
+    with pytest.raises(ConfigError, match=r"in\.ndjson changed .*--restart"):
+        Checkpoint.open(path, changed, SETTINGS).close()
+
+
+def test_changed_settings_are_refused(tmp_path: Path, inputs: list[dict[str, object]]) -> None:
+    path = str(tmp_path / "s.json")
+    state = Checkpoint.open(path, inputs, SETTINGS)
+    state.save()
+    state.close()
+    with pytest.raises(ConfigError, match=r"settings differ \(account_id\)"):
+        Checkpoint.open(path, inputs, {**SETTINGS, "account_id": "B"})
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"not json", "cannot read the state file"),
+    (b'{"format": "other"}', "not a ctmap upload state file"),
+    (b'{"format": "ctmap-upload-state", "version": 99}', "version 99"),
+])
+def test_unreadable_state_is_refused(tmp_path: Path, inputs: list[dict[str, object]],
+                                     content: bytes, why: str) -> None:
+    path = tmp_path / "s.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=why):
+        Checkpoint.open(str(path), inputs, SETTINGS)
+
+
+def test_two_runs_cannot_share_a_state_file(tmp_path: Path,
+                                            inputs: list[dict[str, object]]) -> None:
+    path = str(tmp_path / "s.json")
+    first = Checkpoint.open(path, inputs, SETTINGS)
+    try:
+        with pytest.raises(ConfigError, match="in use by another ctmap upload"):
+            Checkpoint.open(path, inputs, SETTINGS)
+    finally:
+        first.close()
+    Checkpoint.open(path, inputs, SETTINGS).close()  # free again
+
+
+def test_stdin_cannot_be_checkpointed() -> None:
+    with pytest.raises(ConfigError, match="stdin"):
+        describe_inputs(["-"])
+
+
+def test_in_memory_checkpoint_needs_no_file() -> None:
+    state = Checkpoint.open(None, [], SETTINGS)
+    state.record_ack(0, None, 1, Counter())
+    state.save()
+    assert state.next_body == 1
+
+
+def test_rejects_journal_truncates_or_appends(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.ndjson")
+    rejection = Rejection(Position("f", 3), "map", "missing_identity", "no id", event={"a": 1})
+    journal = RejectsJournal(path, append=False)
+    journal.write([rejection])
+    journal.write([])
+    journal.close()
+    journal = RejectsJournal(path, append=True)
+    journal.write([rejection])
+    journal.close()
+    lines = [orjson.loads(x) for x in Path(path).read_bytes().splitlines()]
+    assert [x["line"] for x in lines] == [3, 3] and journal.count == 1
+    RejectsJournal(path, append=False).close()
+    assert Path(path).read_bytes() == b""
