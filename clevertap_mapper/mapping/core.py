@@ -149,11 +149,17 @@ def _extract_custom(event: Any, payload: Record, roots: tuple[Path, ...],
             for k, v in items:
                 if k in new:
                     set_path(payload, k, whole if whole is not None else v)
+                    if trace is not None:
+                        trace.add("mapped", f"{prefix}{k}", f"{prefix}{k} <- {root.text}.{k} "
+                                  "(custom, from a non-object)", source=root.text)
         if trace is not None:
             for k, _ in items:
                 if k in excluded and k not in ("ts", "overrideFields"):
-                    trace.add("dropped", f"{root.text}.{k}",
-                              f"{root.text}.{k}: read by a mapped field, not copied as custom")
+                    trace.add("dropped", f"{root.text}.{k}", f"{root.text}.{k}: reserved for a "
+                              "mapped CleverTap field, not copied as a custom field")
+                elif k in RESERVED_KEYS:
+                    trace.add("dropped", f"{root.text}.{k}", f"{root.text}.{k}: a reserved "
+                              "JavaScript name, not copied")
 
 
 def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str) -> Record:
@@ -168,7 +174,7 @@ def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str) ->
             out[k] = json_stringify(v)
             if trace is not None and not (k == "Items" and evt_name == "Charged"):
                 trace.add("changed", f"{prefix}{k}", f"{prefix}{k}: stringified, CleverTap "
-                          "allows no nested values here")
+                          "allows no nested values here", before=v, after=out[k])
         else:
             out[k] = v
     if evt_name == "Charged" and truthy(out.get("Items", MISSING)):
@@ -203,14 +209,21 @@ def _identity(value: Any, config: MapperConfig, where: str, trace: Trace | None)
     t = type(value)
     if t is str:
         if len(value) > MAX_IDENTITY_LENGTH:
+            if trace is not None:
+                trace.add("rejected", where, f"{where}: longer than {MAX_IDENTITY_LENGTH} "
+                          "characters, rejected (the reference would send it)", fix="D5")
             raise MappingError("invalid_identity", f"{where} is {len(value)} characters long; "
                                f"CleverTap takes identities of at most {MAX_IDENTITY_LENGTH}")
         return value
     if t is int or t is float:
         text = number_to_string(value)
         if trace is not None:
-            trace.add("fix", where, f"{where}: number {text} sent as the string {text!r}", fix="D5")
+            trace.add("fix", where, f"{where}: number sent as a string", fix="D5", before=value,
+                      after=text)
         return text
+    if trace is not None:
+        trace.add("rejected", where, f"{where}: not a string or number, rejected (the reference "
+                  "would send it)", fix="D5", before=value)
     raise MappingError("invalid_identity", f"{where} is {_describe(value)}; CleverTap identities "
                        "are strings: send the user id as text")
 
@@ -248,30 +261,45 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
         value = reference_ts(raw)
         record["ts"] = value
         if trace is not None:
-            shown = "NaN (sent as null)" if type(value) is float and value != value else value
-            rule = f"ts <- {source}" if value == raw else f"ts: {raw!r} -> {shown!r} (from {source})"
-            trace.add("mapped", "ts", rule, source=source)
+            trace.add("mapped", "ts", f"ts <- {source}", source=source)
+            if type(value) is float and math.isnan(value):
+                trace.add("changed", "ts", "ts: not a date, sent as null", source=source,
+                          before=raw)
+            elif value is not raw:
+                trace.add("changed", "ts", "ts: date read as epoch seconds", source=source,
+                          before=raw, after=value)
         return
     if usable(raw):
         secs = epoch_seconds(raw)
         if secs is None:
+            if trace is not None:
+                trace.add("rejected", "ts", "ts: not a time, rejected (the reference would "
+                          "send it)", source=source, fix="D2", before=raw)
             raise MappingError("invalid_timestamp", f"{source} is {raw!r}, which is not a time; "
                                "use epoch seconds or an ISO-8601 date-time")
         record["ts"] = secs
         if trace is not None:
+            trace.add("mapped", "ts", f"ts <- {source}", source=source)
             compat = reference_ts(raw)
-            if compat == secs and type(compat) is int:
-                trace.add("mapped", "ts", f"ts <- {source}", source=source)
-            else:
-                trace.add("fix", "ts", f"ts: {raw!r} -> {secs} (from {source}; the reference "
-                          f"would send {compat!r})", source=source, fix="D2")
+            if not (compat == secs and type(compat) is int):
+                trace.add("fix", "ts", "ts: sent as integer epoch seconds", source=source,
+                          fix="D2", before=raw, after=secs)
+            elif not (raw == secs and type(raw) is int):
+                trace.add("changed", "ts", "ts: date read as epoch seconds", source=source,
+                          before=raw, after=secs)
         return
     secs, how = _event_time(event)
     if secs is not None and secs > 0:
         record["ts"] = secs
         if trace is not None:
-            trace.add("fix", "ts", f"ts <- {how} (the reference sends no ts, so CleverTap "
-                      "would stamp the upload time)", source=how, fix="D1")
+            single = how in ("timestamp", "originalTimestamp")
+            trace.add("fix", "ts", f"ts <- {how} (the reference sends no usable ts, so CleverTap "
+                      "would stamp the upload time)",
+                      source=how if single else "receivedAt, sentAt, originalTimestamp", fix="D1",
+                      before=event[how] if single else None, after=secs)
+    elif trace is not None and raw is not MISSING:
+        trace.add("fix", "ts", "ts: not a usable time, not sent (the reference would send it)",
+                  source=source, fix="D2", before=raw)
 
 
 # ---------------------------------------------------------------------------- identify (s8)
@@ -280,20 +308,20 @@ def _identify(event: dict[str, Any], config: MapperConfig, trace: Trace | None) 
     profile: Record = {}
     for row in T.IDENTIFY_ROWS:
         value, path = _first_usable(event, row.sources)
+        original = value
         if row.value_map is not None and defined(value):
             mapped = row.value_map.get(value, MISSING) if type(value) is str else MISSING
-            if trace is not None and path is not None:
-                if mapped is MISSING:
-                    trace.add("dropped", path.text, f"{row.key}: {value!r} is not a CleverTap "
-                              "gender (M or F), dropped")
-                elif mapped != value:
-                    trace.add("changed", row.key, f"{row.key}: {value!r} -> {mapped!r}",
-                              source=path.text)
+            if trace is not None and path is not None and mapped is MISSING:
+                trace.add("dropped", path.text, f"{path.text}: not a CleverTap gender (M or F), "
+                          f"so {row.key} is not sent", before=value)
             value = mapped
         if _accepted(value):
             profile[row.key] = value
             if trace is not None and path is not None:
                 trace.add("mapped", row.key, f"{row.key} <- {path.text}", source=path.text)
+                if value is not original and value != original:
+                    trace.add("changed", row.key, f"{row.key}: written as CleverTap's M or F",
+                              source=path.text, before=original, after=value)
 
     if not truthy(profile.get("Name", MISSING)):  # s8.1 step 2: first + last name
         first, first_path = _first_usable(event, T.FIRST_NAME)
@@ -382,12 +410,13 @@ def _dob(profile: Record, trace: Trace | None) -> None:
     if secs is None:
         del profile["DOB"]
         if trace is not None:
-            trace.add("warning", "DOB", f"DOB: {value!r} is not a date, dropped (the reference "
-                      "would send it as given)", fix="D6")
+            trace.add("warning", "DOB", "DOB: not a date, dropped (the reference would send it "
+                      "as given)", fix="D6", before=value)
         return
     profile["DOB"] = f"$D_{secs}"
     if trace is not None:
-        trace.add("fix", "DOB", f"DOB: {value!r} -> '$D_{secs}'", fix="D6")
+        trace.add("fix", "DOB", "DOB: sent as a CleverTap date ($D_<epoch seconds>)", fix="D6",
+                  before=value, after=profile["DOB"])
 
 
 def _device_token(event: dict[str, Any], anonymous_id: Any, config: MapperConfig,
@@ -403,8 +432,9 @@ def _device_token(event: dict[str, Any], anonymous_id: Any, config: MapperConfig
     os_lower = os_name.lower()
     if os_lower != T.TOKEN_OS_ANDROID and os_lower not in T.TOKEN_OS_APPLE:
         if trace is not None:
-            trace.add("dropped", "context.device.token", f"device token not sent: os "
-                      f"{os_name!r} is neither Android nor an Apple OS")
+            trace.add("dropped", "context.device.token", "context.device.token: not sent, "
+                      "context.os.name is neither Android nor an Apple OS",
+                      source="context.os.name", before=os_name)
         return None
     integration: Any = MISSING
     integrations = event.get("integrations")
@@ -415,16 +445,36 @@ def _device_token(event: dict[str, Any], anonymous_id: Any, config: MapperConfig
                 break
     settings = integration if type(integration) is dict else {}
     token_type = settings.get("deviceTokenType", MISSING)
-    if not (truthy(token_type) and type(token_type) is str and token_type in T.TOKEN_TYPES):
+    chosen = truthy(token_type) and type(token_type) is str and token_type in T.TOKEN_TYPES
+    if not chosen:
         token_type = "fcm" if os_lower == T.TOKEN_OS_ANDROID else "apns"
     keys = settings.get("chromeKeys", None)
     record = _deep_clean({"type": "token",
                           "tokenData": {"id": token, "type": token_type, "keys": keys},
                           "objectId": _identity(anonymous_id, config, "objectId", None)})
     if trace is not None:
-        trace.add("mapped", "token", f"token record <- context.device.token (type {token_type})",
+        trace.add("mapped", "tokenData.id", "tokenData.id <- context.device.token",
                   source="context.device.token")
+        if chosen:
+            trace.add("mapped", "tokenData.type", "tokenData.type <- "
+                      "integrations.clevertap.deviceTokenType",
+                      source=f"integrations.{_integration_key(integrations)}.deviceTokenType")
+        else:
+            trace.add("mapped", "tokenData.type", "tokenData.type: the default for the OS "
+                      "(fcm for Android, apns for Apple)", source="context.os.name")
+        if "keys" in record["tokenData"]:
+            trace.add("mapped", "tokenData.keys", "tokenData.keys <- "
+                      "integrations.clevertap.chromeKeys",
+                      source=f"integrations.{_integration_key(integrations)}.chromeKeys")
     return record  # type: ignore[no-any-return]
+
+
+def _integration_key(integrations: Any) -> str:
+    """Which spelling of the CleverTap integration key the event used (for traces)."""
+    for key in T.INTEGRATION_KEYS:
+        if type(integrations) is dict and truthy(integrations.get(key, MISSING)):
+            return key
+    return "clevertap"
 
 
 def _deep_clean(value: Any) -> Any:
@@ -462,6 +512,10 @@ def _alias(event: dict[str, Any], config: MapperConfig, trace: Trace | None) -> 
         raise MappingError("missing_identity", "the alias has no previousId, so CleverTap "
                            "cannot find the profile to rename; set previousId")
     if not config.compat and not defined(user_id):
+        if trace is not None:
+            trace.add("rejected", "profileData.identity", "profileData.identity: the alias has "
+                      "no userId, rejected (the reference sends it without a new identity)",
+                      fix="D3")
         raise MappingError("missing_identity", "the alias has no userId, so there is no new "
                            "identity to give the profile; set userId")
     record["identity"] = _identity(previous, config, "identity", trace)
@@ -495,6 +549,12 @@ def _event(event: dict[str, Any], kind: str, config: MapperConfig,
         elif not _accepted(props):
             raise MappingError("invalid_properties", 'Missing required value from "properties": '
                                "`properties` is an empty string; send an object or leave it out")
+        if trace is not None:
+            if type(props) is dict and not props:
+                trace.add("mapped", "evtData", "evtData: empty, the event has no properties")
+            else:
+                trace.add("mapped", "evtData", "evtData <- properties (every property, as sent)",
+                          source="properties")
         record["evtData"] = props
         ts = get(event, T.PROPERTIES_TS)
         if not _accepted(ts):
@@ -561,8 +621,8 @@ def _event_name(event: dict[str, Any], kind: str, name: Any, config: MapperConfi
         trace.add("mapped", "evtName", f"evtName <- \"{prefix}: \" + {path.text}",
                   source=path.text)
         if not config.compat and escaped != text:
-            trace.add("fix", "evtName", f"evtName: name kept as written (the reference would "
-                      f"send {trim(prefix + ': ' + escaped)!r})", fix="D4")
+            trace.add("fix", "evtName", "evtName: name not HTML-escaped", source=path.text,
+                      fix="D4", before=trim(f"{prefix}: {escaped}"), after=result)
     return result
 
 
