@@ -39,7 +39,7 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     out: list[str] = []
     for name in inputs:
         if name != STDIN and os.path.isdir(name):
-            found = []
+            found: list[str] = []
             for root, dirs, files in os.walk(name):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
@@ -72,10 +72,8 @@ def read_lines(name: str) -> Iterator[tuple[int, bytes]]:
     stream = _open(name)
     lineno = 0
     try:
-        for lineno, line in enumerate(stream, 1):  # noqa: B007 - lineno is read after the loop
-            if lineno == 1 and line.startswith(BOM):
-                line = line[3:]
-            yield lineno, line
+        for lineno, raw in enumerate(stream, 1):
+            yield lineno, raw[3:] if lineno == 1 and raw.startswith(BOM) else raw
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise InputError(
             f"{name}: the gzip data is truncated or corrupt after line {lineno} ({exc}); "
@@ -176,12 +174,13 @@ def _batch(batch: list[Any], envelope: dict[str, Any], source: str,
     received_at = envelope.get("receivedAt")
     if type(received_at) is not str:
         received_at = None
-    for i, event in enumerate(batch, 1):
+    for i, given in enumerate(batch, 1):
         pos = Position(source, lineno, i)
-        if type(event) is not dict:
-            yield Rejection(pos, "read", "not_an_object", f"batch item {i} holds {_kind(event)}, "
-                            f"not an event object; {_FIX_HINT}", event=event)
+        if type(given) is not dict:
+            yield Rejection(pos, "read", "not_an_object", f"batch item {i} holds {_kind(given)}, "
+                            f"not an event object; {_FIX_HINT}", event=given)
             continue
+        event = given
         if shared or (received_at is not None and event.get("receivedAt") is None):
             event = dict(event)
             for key, value in shared.items():
