@@ -6,12 +6,13 @@ its records and at most one open upload body per kind are held at a time.
 
 from __future__ import annotations
 
-from collections import Counter
+import multiprocessing
+import signal
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult
 from typing import Any, Literal
-
-import orjson
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
@@ -48,6 +49,15 @@ class Summary:
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
+
+    def merge(self, other: Summary) -> None:
+        """Add another summary's counts to this one (a chunk's, a worker's)."""
+        self.events += other.events
+        self.by_type.update(other.by_type)
+        self.records.update(other.records)
+        self.rejected.update(other.rejected)
+        self.warnings.update(other.warnings)
+        self.bodies += other.bodies
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -163,73 +173,181 @@ def map_items(items: Iterable[Item], config: MapperConfig, summary: Summary,
 
 ProgressHook = Callable[[Summary], None]
 
+BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 1 MiB
+STDIN_BLOCK_BYTES = 1 << 16  # smaller for a pipe, so records flow while its writer still writes
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    """What converting one block of lines produced, encoded, in input order.
+
+    ``records`` is one NDJSON blob (records format) or a list of encoded records with the
+    indices of the device-token ones (batches format, which groups them in the parent).
+    """
+
+    records: bytes | list[bytes]
+    token_at: list[int]
+    rejects: list[bytes]
+    summary: Summary
+
+
+class ChunkConverter:
+    """Converts a block of whole lines of one source: the unit of work for workers.
+
+    A plain event line, by far the most common, goes straight from bytes to encoded records;
+    a Position is made only for a rejection. Every other shape goes through ``unwrap``.
+    """
+
+    def __init__(self, config: MapperConfig, checker: Checker | None, fmt: Format) -> None:
+        self.config = config
+        self.checker = checker
+        self.joined = fmt == "records"
+        self.js_numbers = config.compat is not None
+
+    def __call__(self, source: str, first_line: int, block: bytes) -> ChunkResult:
+        summary = Summary()
+        stage = Stage(self.config, summary, self.checker)
+        records: list[bytes] = []
+        token_at: list[int] = []
+        rejects: list[bytes] = []
+        kinds = summary.records
+
+        def emit(mapped: list[Record], rejections: list[Rejection]) -> None:
+            for record in mapped:
+                kind = record["type"]
+                kinds[kind] += 1
+                if kind == "token":
+                    token_at.append(len(records))
+                records.append(dumps(record))
+            for rejection in rejections:
+                summary.rejected[rejection.code] += 1
+                rejects.append(dumps(rejection.as_dict()))
+
+        lines = block.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        for lineno, line in enumerate(lines, first_line):
+            try:
+                value = loads(line, js_numbers=self.js_numbers)
+            except (ValueError, RecursionError) as exc:
+                if not line.strip():
+                    continue  # a blank line: skipped, not a rejection
+                summary.events += 1
+                emit([], [parse_error(Position(source, lineno), line, exc)])
+                continue
+            kind = value.get("type") if type(value) is dict else None
+            if type(kind) is str and kind not in RECORD_TYPES:
+                emit(*stage.event(value, (source, lineno, None)))
+                continue
+            for item in unwrap(value, source, lineno):
+                if type(item) is SourceEvent:
+                    emit(*stage.event(item.event, item.pos))
+                elif type(item) is SourceRecords:
+                    emit(*stage.records(item.records, item.pos))
+                else:
+                    assert isinstance(item, Rejection)
+                    summary.events += 1
+                    emit([], [item])
+        encoded: bytes | list[bytes] = records
+        if self.joined:
+            encoded = b"\n".join(records) + b"\n" if records else b""
+        return ChunkResult(encoded, token_at, rejects, summary)
+
+
+def read_blocks(inputs: list[str], block_bytes: int = BLOCK_BYTES,
+                ) -> Iterator[tuple[str, int, bytes]]:
+    """(source, first line number, whole lines) of about BLOCK_BYTES, input after input.
+
+    Built on ``read_lines`` so gzip, stdin, BOM and line numbers work as everywhere else; when
+    an input turns out corrupt, the complete lines before the damage are still yielded before
+    the InputError.
+    """
+    for name in expand_inputs(inputs):
+        source = "<stdin>" if name == STDIN else name
+        limit = min(STDIN_BLOCK_BYTES, block_bytes) if name == STDIN else block_bytes
+        lines: list[bytes] = []
+        first = size = 0
+        try:
+            for lineno, line in read_lines(name):
+                if not lines:
+                    first = lineno
+                whole = line if line.endswith(b"\n") else line + b"\n"
+                lines.append(whole)
+                size += len(whole)
+                if size >= limit:
+                    yield source, first, b"".join(lines)
+                    lines, size = [], 0
+        finally:
+            if lines:
+                yield source, first, b"".join(lines)
+
+
+_worker_convert: ChunkConverter | None = None
+
+
+def _init_worker(converter: ChunkConverter) -> None:
+    global _worker_convert
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _worker_convert = converter
+
+
+def _work(source: str, first_line: int, block: bytes) -> ChunkResult:
+    assert _worker_convert is not None
+    return _worker_convert(source, first_line, block)
+
+
+def _in_workers(blocks: Iterator[tuple[str, int, bytes]], converter: ChunkConverter,
+                workers: int) -> Iterator[ChunkResult]:
+    """Blocks converted by ``workers`` processes, yielded in input order.
+
+    At most ``3 * workers`` blocks are in flight, so memory does not grow with the input. If
+    reading fails, what was read before is still converted and yielded, then the error raised.
+    """
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_init_worker, initargs=(converter,)) as pool:
+        pending: deque[AsyncResult[ChunkResult]] = deque()
+        try:
+            for block in blocks:
+                pending.append(pool.apply_async(_work, block))
+                if len(pending) >= 3 * workers:
+                    yield pending.popleft().get()
+        finally:
+            while pending:
+                yield pending.popleft().get()
+
 
 def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
                 rejects: RejectsWriter | None, *, fmt: Format = "records",
                 checker: Checker | None = None, progress: ProgressHook | None = None,
-                progress_every: int = 5000) -> Summary:
+                workers: int = 1, block_bytes: int = BLOCK_BYTES) -> Summary:
     """Convert ``inputs`` to CleverTap records in ``out`` (None: count only), rejects apart.
 
-    Raises InputError when an input cannot be read at all; what was converted before stays in
-    ``out`` (the caller decides whether to commit it).
-
-    This is ``read_items`` + ``map_items`` fused into one loop, without their generator layers
-    and per-event position objects (a Position is made only for a rejection): the hot path.
+    ``workers`` > 1 converts blocks of about ``block_bytes`` of lines in that many processes;
+    the output is the same, byte for byte, in the same order. Raises InputError when an input cannot be read at all;
+    what was converted before stays in ``out`` (the caller decides whether to commit it).
     """
     summary = Summary()
-    stage = Stage(config, summary, checker)
-    js_numbers = config.compat is not None
     writer = BatchWriter(out) if (out is not None and fmt == "batches") else None
-    write = out.write if out is not None else None
-    kinds = summary.records
-    rejected = summary.rejected
-    option = orjson.OPT_APPEND_NEWLINE
-
-    def emit(records: list[Record], rejections: list[Rejection]) -> None:
-        for record in records:
-            kind = record["type"]
-            kinds[kind] += 1
-            if writer is not None:
-                writer.add(dumps(record), kind == "token")
-            elif write is not None:
-                try:
-                    write(orjson.dumps(record, option=option))
-                except TypeError:  # an integer beyond 64 bits: exact, the slow way
-                    write(dumps(record) + b"\n")
-        for rejection in rejections:
-            rejected[rejection.code] += 1
-            if rejects is not None:
-                rejects.write(rejection)
-
-    n = 0
+    converter = ChunkConverter(config, checker, fmt)
+    blocks = read_blocks(inputs, block_bytes)
+    if workers > 1:
+        results: Iterator[ChunkResult] = _in_workers(blocks, converter, workers)
+    else:
+        results = (converter(*block) for block in blocks)
     try:
-        for name in expand_inputs(inputs):
-            source = "<stdin>" if name == STDIN else name
-            for lineno, line in read_lines(name):
-                n += 1
-                if progress is not None and n % progress_every == 0:
-                    progress(summary)
-                try:
-                    value = loads(line, js_numbers=js_numbers)
-                except (ValueError, RecursionError) as exc:
-                    if not line.strip():
-                        continue  # a blank line: skipped, not a rejection
-                    summary.events += 1
-                    emit([], [parse_error(Position(source, lineno), line, exc)])
-                    continue
-                kind = value.get("type") if type(value) is dict else None
-                if type(kind) is str and kind not in RECORD_TYPES:
-                    emit(*stage.event(value, (source, lineno, None)))
-                    continue
-                for item in unwrap(value, source, lineno):
-                    if type(item) is SourceEvent:
-                        emit(*stage.event(item.event, item.pos))
-                    elif type(item) is SourceRecords:
-                        emit(*stage.records(item.records, item.pos))
-                    else:
-                        assert isinstance(item, Rejection)
-                        summary.events += 1
-                        emit([], [item])
+        for result in results:
+            summary.merge(result.summary)
+            if writer is not None:
+                tokens = set(result.token_at)
+                for i, encoded in enumerate(result.records):
+                    writer.add(encoded, i in tokens)  # type: ignore[arg-type]
+            elif out is not None and result.records:
+                out.write(result.records)  # type: ignore[arg-type]
+            if rejects is not None:
+                for line in result.rejects:
+                    rejects.write_encoded(line)
+            if progress is not None:
+                progress(summary)
     finally:
         if writer is not None:
             writer.close()

@@ -6,12 +6,12 @@ import os
 
 import click
 
-from cli.exit_codes import ExitCode
-from cli.options import mapping_options, pick, resolve_mapping
-from cli.render import progress_bar, render_convert_summary, stderr_console
 from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import run_convert
+from cli.exit_codes import ExitCode
+from cli.options import mapping_options, pick, resolve_mapping
+from cli.render import progress_bar, render_convert_summary, stderr_console
 
 
 def default_rejects_path(output: str) -> str:
@@ -44,12 +44,15 @@ def default_rejects_path(output: str) -> str:
               help="Dry run: show at most N events [default: 10].")
 @click.option("--json", "as_json", is_flag=True,
               help="Dry run: one JSON object per event instead of the rendered view.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Convert in this many processes (output order is kept).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
 @mapping_options
 @click.pass_context
 def convert(ctx: click.Context, inputs: tuple[str, ...], output: str, fmt: str,
             rejects: str | None, dry_run: bool, lines: tuple[int, ...], types: tuple[str, ...],
-            event_names: tuple[str, ...], limit: int | None, as_json: bool, quiet: bool,
+            event_names: tuple[str, ...], limit: int | None, as_json: bool, workers: int,
+            quiet: bool,
             **_: object) -> None:
     """Convert RudderStack event dumps to CleverTap records.
 
@@ -81,7 +84,7 @@ def convert(ctx: click.Context, inputs: tuple[str, ...], output: str, fmt: str,
     try:
         with progress_bar(console, "converting", not quiet) as hook:
             summary = run_convert(list(inputs), settings.mapper, out, rejects_writer, fmt=fmt,
-                                  checker=settings.checker, progress=hook)
+                                  checker=settings.checker, progress=hook, workers=workers)
     except InputError:
         partial = out.abort()
         rejects_writer.commit()

@@ -190,18 +190,20 @@ def test_subprocess_streams_records_while_stdin_is_open(tmp_path: Path) -> None:
     # Enough records to pass stdout's buffer; written from a thread so neither pipe can block
     # the other, and stdin stays open until the first record has been read back.
     first_seen = threading.Event()
+    stdin_closed = threading.Event()
 
     def feed() -> None:
         assert proc.stdin is not None
         proc.stdin.write(line * 2000)
         proc.stdin.flush()
-        first_seen.wait(60)
+        first_seen.wait(30)
+        stdin_closed.set()
         proc.stdin.close()
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     first = proc.stdout.readline()
-    still_open = not first_seen.is_set() and proc.poll() is None
+    still_open = not stdin_closed.is_set()
     first_seen.set()
     assert first, "no output"
     assert still_open, "the process ended before its stdin closed"

@@ -6,6 +6,7 @@ or killed run never leaves a file that looks complete (and could be uploaded twi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -44,10 +45,8 @@ class Output:
 
     def abort(self) -> str | None:
         """Stop without committing; returns the name of the partial file left behind."""
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError, OSError):
             self.stream.flush()
-        except (BrokenPipeError, ValueError, OSError):
-            pass
         if self.is_stdout:
             return None
         self.stream.close()
@@ -116,7 +115,11 @@ class RejectsWriter:
         self._out = Output(name)
 
     def write(self, rejection: Rejection) -> None:
-        self._out.write(dumps(rejection.as_dict()) + b"\n")
+        self.write_encoded(dumps(rejection.as_dict()))
+
+    def write_encoded(self, line: bytes) -> None:
+        """Write one rejection already encoded as JSON (no newline)."""
+        self._out.write(line + b"\n")
         self.count += 1
 
     def commit(self) -> None:
