@@ -323,8 +323,9 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
     """Convert ``inputs`` to CleverTap records in ``out`` (None: count only), rejects apart.
 
     ``workers`` > 1 converts blocks of about ``block_bytes`` of lines in that many processes;
-    the output is the same, byte for byte, in the same order. Raises InputError when an input cannot be read at all;
-    what was converted before stays in ``out`` (the caller decides whether to commit it).
+    the output is the same, byte for byte, in the same order. Raises InputError when an input
+    cannot be read at all; what was converted before stays in ``out`` (the caller decides
+    whether to commit it).
     """
     summary = Summary()
     writer = BatchWriter(out) if (out is not None and fmt == "batches") else None
