@@ -385,7 +385,7 @@ def _bad_age(v: Any, _: Any) -> bool:
     return type(v) is not int or v < 0
 
 
-def _bad_date(v: Any, prefix: Any) -> bool:
+def _bad_date(v: Any, _: Any) -> bool:
     if type(v) is not str or not v.startswith("$D_"):
         return True
     digits = v[3:].removeprefix("-")
@@ -431,21 +431,21 @@ def _finding(row: Limit, field: str, value: Any = _MISSING, *, count: int | None
 def _ts_hint(ts: Any) -> str:
     t = type(ts)
     if ts is None:
-        return "null (an unparseable time: the compat mode sends it so)"
+        return "null (compat mode sends an unparseable time so)"
     if t is bool:
         return "a boolean, not a time"
     if t is str:
         try:
             float(ts)
         except ValueError:
-            return "text, not a number: send epoch seconds"
-        return "a number in a string: send it as a JSON integer"
+            return "text, not epoch seconds"
+        return "a number in a string, send it as a JSON integer"
     if t is float:
-        return "not a whole number: send an integer"
-    if t is int and ts >= _L["ts"].limit[1]:
-        return "too large for seconds (milliseconds?): divide by 1000"
+        return "a decimal number, send a JSON integer"
+    if t is int and ts > _L["ts"].limit[1]:
+        return "too large for seconds (milliseconds? divide by 1000)"
     if t is int:
-        return "not after 1970: send a real event time"
+        return "not after 1970, send the real event time"
     return "not a number"
 
 
