@@ -100,6 +100,11 @@ def upload(ctx: click.Context, /, *, inputs: tuple[str, ...], region: str | None
     [upload] section of --config (region, account_id, endpoint, concurrency, state,
     profiles_first, timeout, max_retries).
 
+    Exit status: 0 all accepted; 3 finished with rejections (for a --state job, counted over
+    all its runs, so rerunning a finished job says the same); 4 gave up after retries (state
+    saved: rerun to resume); 130 interrupted (state saved); 1 error (settings, credentials,
+    CleverTap refused the account).
+
     \b
     Examples:
       ctmap upload events.ndjson --region in1 --dry-run
@@ -277,8 +282,8 @@ def render_upload_summary(console: Console, report: UploadReport, *, url: str,
     else:
         console.print("  rejected: 0")
     if report.possible_duplicates:
-        console.print(f"  [yellow]unsure:[/]   {plural(report.ambiguous, 'request')} lost "
-                      f"its answer after sending and was resent: up to "
+        console.print(f"  [yellow]unsure:[/]   the answer to {plural(report.ambiguous, 'request')} "
+                      "was lost after sending and the records were sent again: up to "
                       f"{plural(report.possible_duplicates, 'record')} may be stored twice")
     if report.mismatches:
         console.print(f"  [yellow]note:[/]     {plural(report.mismatches, 'answer')} from "

@@ -256,7 +256,7 @@ def test_429_carries_retry_after(ct: FakeCleverTap) -> None:
 ])
 def test_lost_answers_are_transient(ct: FakeCleverTap, fault: str, ambiguous: bool,
                                     stored: int) -> None:
-    ct.set(slow_seconds=2.0)
+    ct.set(slow_seconds=0.8)
     ct.script([fault])
     with CleverTapClient(ct.upload_url, CREDS, timeout=0.3) as client, \
             pytest.raises(TransientError) as info:

@@ -232,7 +232,8 @@ class Uploader:
         self._lock = threading.Lock()  # guards the report, the checkpoint and the journal
         self._cond = threading.Condition(self._lock)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._outstanding = 0
+        self._outstanding: dict[int, _Job] = {}  # bodies handed to workers, not yet finished
+        self._closed = False  # run() has returned: late workers must not touch files
         self._failure: tuple[Outcome, BaseException] | None = None
         self.report = UploadReport(lowest_concurrency=concurrency)
 
@@ -271,7 +272,7 @@ class Uploader:
                     if not job.pending:
                         self._commit(job, final=True)
                         continue
-                    if not self._reserve(window):
+                    if not self._reserve(job, window):
                         with self._lock:
                             report.pending_records += len(job.pending)
                         break
@@ -290,6 +291,9 @@ class Uploader:
             for _ in workers:
                 self._queue.put(None)
             with self._lock:
+                self._closed = True
+                for job in self._outstanding.values():  # still in flight after the grace
+                    report.pending_records += len(job.pending)
                 report.unread = not finished_reading
                 report.lowest_concurrency = self._limiter.lowest
                 if finished_reading and self._failure is None and not self._stop.is_set():
@@ -316,17 +320,17 @@ class Uploader:
             self._halt.set()
         return self._halt.is_set()
 
-    def _reserve(self, window: int) -> bool:
+    def _reserve(self, job: _Job, window: int) -> bool:
         """Wait for room in the window of outstanding bodies; False if the run is stopping."""
         with self._cond:
-            while self._outstanding >= window:
+            while len(self._outstanding) >= window:
                 if self._check_stop():
                     return False
                 self._cond.wait(_TICK)
                 self._tick_locked()
             if self._check_stop():
                 return False
-            self._outstanding += 1
+            self._outstanding[job.body.seq] = job
             return True
 
     def _drain(self, limit: float | None) -> None:
@@ -388,9 +392,11 @@ class Uploader:
             except BaseException as exc:
                 self._fail("failed", exc)
         with self._cond:
+            if self._closed:
+                return
             if not job.acked:
                 self.report.pending_records += len(job.pending)
-            self._outstanding -= 1
+            del self._outstanding[job.body.seq]
             self._cond.notify_all()
 
     def _pause(self, seconds: float) -> None:
@@ -541,6 +547,8 @@ class Uploader:
     def _commit(self, job: _Job, *, final: bool) -> None:
         """Make a job's progress durable: rejections to the journal, then the checkpoint."""
         with self._lock:
+            if self._closed:
+                return  # the run is over; this body stays pending for the next one
             rejections: list[Rejection] = []
             if job.stream_due:
                 rejections.extend(job.body.rejections)

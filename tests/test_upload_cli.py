@@ -1,0 +1,294 @@
+"""``ctmap upload`` through click's runner: options, credentials, refusals, dry run, summary,
+exit codes, settings file, resume, and the passcode kept out of every output."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli.main import ctmap
+from cli.upload import default_rejects_path
+from tests.conftest import SAMPLES
+from tests.support.fake_clevertap import FakeCleverTap
+from tests.support.upload_data import ACCOUNT, PASSCODE, tally, track, write_ndjson
+
+ENV = {"CLEVERTAP_ACCOUNT_ID": ACCOUNT, "CLEVERTAP_PASSCODE": PASSCODE}
+NO_ENV: dict[str, str | None] = {"CLEVERTAP_ACCOUNT_ID": None, "CLEVERTAP_PASSCODE": None}
+
+
+def run(*args: object, env: dict[str, str | None] | None = None, input: str | None = None
+        ) -> Result:
+    return CliRunner().invoke(ctmap, ["upload", *map(str, args)],
+                              env={**NO_ENV, **(ENV if env is None else env)}, input=input,
+                              catch_exceptions=False)
+
+
+@pytest.fixture
+def ct() -> Iterator[FakeCleverTap]:
+    with FakeCleverTap(ACCOUNT, PASSCODE) as server:
+        yield server
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Path:
+    lines: list[Any] = [track(n) for n in range(1500)]
+    lines.insert(3, b"{oops")
+    return write_ndjson(tmp_path / "events.ndjson", lines)
+
+
+@pytest.fixture
+def clean(tmp_path: Path) -> Path:
+    return write_ndjson(tmp_path / "clean.ndjson", [track(n) for n in range(1200)])
+
+
+def no_passcode_anywhere(result: Result, directory: Path) -> None:
+    assert PASSCODE not in result.stdout and PASSCODE not in result.stderr
+    for path in directory.rglob("*"):
+        if path.is_file():
+            assert PASSCODE.encode() not in path.read_bytes(), path
+
+
+# ---- refusals -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--passcode", PASSCODE], [f"--passcode={PASSCODE}"]],
+                         ids=["separate", "equals"])
+def test_there_is_no_passcode_option(clean: Path, args: list[str]) -> None:
+    result = run(clean, "--region", "in1", *args)
+    assert result.exit_code == 2
+    assert "No such option" in result.stderr and "--passcode" in result.stderr
+    assert PASSCODE not in result.stdout + result.stderr
+
+
+def test_unknown_region_is_a_usage_error(clean: Path) -> None:
+    result = run(clean, "--region", "eu2")
+    assert result.exit_code == 2 and "eu2" in result.stderr
+
+
+def test_region_is_required(clean: Path) -> None:
+    result = run(clean)
+    assert result.exit_code == 2 and "--region" in result.stderr
+
+
+def test_unknown_region_in_the_settings_file_is_refused(clean: Path, tmp_path: Path) -> None:
+    config = tmp_path / "ctmap.toml"
+    config.write_text('[upload]\nregion = "mars1"\n')
+    result = run(clean, "--config", config)
+    assert result.exit_code == 1 and "upload.region" in result.stderr
+
+
+@pytest.mark.parametrize("concurrency", ["16", "0"])
+def test_concurrency_above_cleverTaps_limit_is_refused(clean: Path, concurrency: str) -> None:
+    result = run(clean, "--region", "in1", "--concurrency", concurrency)
+    assert result.exit_code == 2 and "1<=x<=15" in result.stderr
+
+
+def test_plain_http_off_loopback_is_refused_before_sending(clean: Path) -> None:
+    result = run(clean, "--endpoint", "http://ct.example.com")
+    assert result.exit_code == 1
+    assert "plain http:// is allowed only to a loopback host" in result.stderr
+
+
+def test_missing_account_id_says_how_to_give_it(clean: Path) -> None:
+    result = run(clean, "--region", "in1", env={"CLEVERTAP_PASSCODE": PASSCODE})
+    assert result.exit_code == 1
+    assert "--account-id" in result.stderr and "CLEVERTAP_ACCOUNT_ID" in result.stderr
+
+
+def test_missing_passcode_says_how_to_give_it(clean: Path) -> None:
+    result = run(clean, "--region", "in1", "--account-id", ACCOUNT, env={})
+    assert result.exit_code == 1
+    for hint in ("CLEVERTAP_PASSCODE", "--passcode-file", "terminal"):
+        assert hint in result.stderr
+
+
+def test_stdin_cannot_be_checkpointed(ct: FakeCleverTap, tmp_path: Path) -> None:
+    result = run("-", "--endpoint", ct.url, "--state", tmp_path / "s", input="{}\n")
+    assert result.exit_code == 1 and "stdin" in result.stderr
+    assert ct.requests == []
+
+
+# ---- dry run ------------------------------------------------------------------------------------
+
+
+def test_dry_run_shows_bodies_and_a_redacted_request(events: Path, tmp_path: Path) -> None:
+    result = run(events, "--region", "in1", "--dry-run", "--state", tmp_path / "s")
+    assert result.exit_code == 3  # one line would be rejected
+    out = result.stdout
+    assert "POST https://in1.api.clevertap.com/1/upload" in out
+    assert f"X-CleverTap-Account-Id: {ACCOUNT}" in out
+    assert "X-CleverTap-Passcode: ***" in out
+    assert "body 1: 1,000 records (event 1,000)" in out
+    assert "body 2: 500 records (event 500)" in out
+    assert "sample body (body 1, 3 of 1000 records shown)" in out
+    assert "would reject: 1 (invalid_json 1)" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.ndjson"]  # nothing written
+    no_passcode_anywhere(result, tmp_path)
+
+
+def test_dry_run_needs_no_credentials_and_speaks_json(clean: Path) -> None:
+    result = run(clean, "--region", "none", "--dry-run", "--json", env={})
+    assert result.exit_code == 0
+    plan = json.loads(result.stdout)
+    assert plan["url"] == "https://api.clevertap.com/1/upload"
+    assert plan["headers"]["X-CleverTap-Passcode"] == "***"
+    assert [b["records"] for b in plan["bodies"]] == [1000, 200]
+    assert len(plan["sample"]["d"]) == 3
+
+
+def test_dry_run_of_a_sample_file() -> None:
+    result = run(SAMPLES / "events.ndjson", "--region", "in1", "--dry-run", env={})
+    assert result.exit_code in (0, 3)
+    assert "X-CleverTap-Passcode: ***" in result.stdout and "body 1:" in result.stdout
+
+
+# ---- real runs against the stand-in --------------------------------------------------------------
+
+
+def test_upload_reports_and_keeps_the_passcode_out(ct: FakeCleverTap, events: Path,
+                                                   tmp_path: Path) -> None:
+    state = tmp_path / "sync.state"
+    result = run(events, "--endpoint", ct.url, "--state", state)
+    assert result.exit_code == 3, result.stderr  # the unreadable line
+    err = result.stderr
+    assert "ctmap upload: complete" in err
+    assert "read:     1,501 events" in err
+    assert "accepted: 1,500" in err
+    assert "rejected: 1 (invalid_json 1)" in err
+    assert "pending:  0" in err
+    assert len(ct.accepted) == 1500
+    rejects = tmp_path / "sync.rejects.ndjson"
+    assert json.loads(rejects.read_text())["line"] == 4
+    assert json.loads(state.read_text())["complete"] is True
+    no_passcode_anywhere(result, tmp_path)
+
+    again = run(events, "--endpoint", ct.url, "--state", state)
+    assert again.exit_code == 3  # the job had a rejection; a rerun says so again
+    assert "nothing to do" in again.stderr
+    assert len(ct.requests) == 2
+
+
+def test_clean_upload_exits_0_and_json_summary(ct: FakeCleverTap, clean: Path,
+                                               tmp_path: Path) -> None:
+    result = run(clean, "--endpoint", ct.url, "--json", "--rejects", tmp_path / "r.ndjson")
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert summary["outcome"] == "complete" and summary["accepted"] == 1200
+    assert summary["read"]["events"] == 1200 and summary["state_path"] is None
+    assert "state:    none (no --state)" in result.stderr
+    assert (tmp_path / "r.ndjson").read_bytes() == b""
+
+
+def test_passcode_file(ct: FakeCleverTap, clean: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "pass"
+    secret.write_text(PASSCODE + "\n")
+    result = run(clean, "--endpoint", ct.url, "--account-id", ACCOUNT, "--passcode-file", secret,
+                 "-q", "--rejects", tmp_path / "r.ndjson", env={})
+    assert result.exit_code == 0 and result.stderr == ""
+    assert len(ct.accepted) == 1200
+    (tmp_path / "empty").write_text("\n")
+    empty = run(clean, "--endpoint", ct.url, "--account-id", ACCOUNT, "--passcode-file",
+                tmp_path / "empty", env={})
+    assert empty.exit_code == 1 and "is empty" in empty.stderr
+
+
+def test_wrong_credentials_exit_1_naming_what_to_check(clean: Path, tmp_path: Path) -> None:
+    with FakeCleverTap(ACCOUNT, "the-real-one") as ct:
+        result = run(clean, "--endpoint", ct.url, "--region", "sg1", "--state",
+                     tmp_path / "s", "--concurrency", "1")
+    assert result.exit_code == 1
+    assert len(ct.requests) == 1
+    for word in ("account id", ACCOUNT, "passcode", "region (sg1)"):
+        assert word in result.stderr
+    no_passcode_anywhere(result, tmp_path)
+
+
+def test_giving_up_exits_4_and_a_rerun_resumes(ct: FakeCleverTap, clean: Path,
+                                               tmp_path: Path) -> None:
+    state = tmp_path / "s.json"
+    ct.set(rate_5xx=1.0)
+    result = run(clean, "--endpoint", ct.url, "--state", state, "--max-retries", "0",
+                 "--concurrency", "1")
+    assert result.exit_code == 4
+    assert "gave up" in result.stderr and "rerun the same command" in result.stderr
+    ct.set(rate_5xx=0.0)
+    result = run(clean, "--endpoint", ct.url, "--state", state)
+    assert result.exit_code == 0
+    assert set(tally(ct.accepted).values()) == {1} and len(ct.accepted) == 1200
+
+
+def test_changed_input_is_refused_until_restart(ct: FakeCleverTap, clean: Path,
+                                                tmp_path: Path) -> None:
+    state = tmp_path / "s.json"
+    assert run(clean, "--endpoint", ct.url, "--state", state).exit_code == 0
+    with clean.open("ab") as f:
+        f.write(b'{"type":"track","userId":"u","event":"E","properties":{"n":5000}}\n')
+    result = run(clean, "--endpoint", ct.url, "--state", state)
+    assert result.exit_code == 1 and "--restart" in result.stderr and "changed" in result.stderr
+    result = run(clean, "--endpoint", ct.url, "--state", state, "--restart")
+    assert result.exit_code == 0 and len(ct.accepted) == 1200 + 1201
+
+
+def test_settings_file_upload_section(ct: FakeCleverTap, clean: Path, tmp_path: Path) -> None:
+    config = tmp_path / "ctmap.toml"
+    state = tmp_path / "from-config.state"
+    config.write_text(f'[upload]\nregion = "in1"\nendpoint = "{ct.url}"\n'
+                      f'account_id = "{ACCOUNT}"\nconcurrency = 2\nstate = "{state}"\n'
+                      "max_retries = 3\ntimeout = 5\nprofiles_first = true\n")
+    result = run(clean, "--config", config, env={"CLEVERTAP_PASSCODE": PASSCODE})
+    assert result.exit_code == 0, result.stderr
+    assert state.exists() and ct.max_in_flight <= 2
+    assert json.loads(state.read_text())["settings"]["profiles_first"] is True
+
+
+def test_default_rejects_path() -> None:
+    assert default_rejects_path("jobs/sync.state") == "jobs/sync.rejects.ndjson"
+    assert default_rejects_path("state.json") == "state.rejects.ndjson"
+    assert default_rejects_path(None) == "ctmap-rejects.ndjson"
+
+
+def test_help_documents_the_contract() -> None:
+    result = CliRunner().invoke(ctmap, ["upload", "--help"])
+    for text in ("--region", "--endpoint", "--concurrency", "--state", "--dry-run",
+                 "--profiles-first", "--passcode-file", "CLEVERTAP_PASSCODE", "Example"):
+        assert text in result.output
+
+
+@pytest.mark.slow
+def test_passcode_prompt_on_a_terminal_is_hidden(ct: FakeCleverTap, clean: Path,
+                                                 tmp_path: Path) -> None:
+    """With no passcode given and a terminal on stdin, ctmap asks without echoing it."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEVERTAP_")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import main; main()", "upload", str(clean),
+         "--endpoint", ct.url, "--account-id", ACCOUNT, "--rejects", str(tmp_path / "r")],
+        stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=env, start_new_session=True,
+        cwd=Path(__file__).resolve().parents[1])
+    os.close(slave)
+    seen = b""
+    while b"passcode" not in seen.lower():
+        seen += os.read(master, 1024)
+    os.write(master, PASSCODE.encode() + b"\n")
+    out, _ = process.communicate(timeout=30)
+    while True:  # the rest of what went to the terminal
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert process.returncode == 0, seen.decode(errors="replace")
+    assert len(ct.accepted) == 1200
+    assert PASSCODE.encode() not in seen + out  # not echoed, not printed
