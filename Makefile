@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench profile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check clevertap_mapper cli tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP)  ## speed and memory next to a bare orjson floor (BENCH_ARGS="--events 1000000")
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+profile: $(STAMP)  ## where convert spends its time, on 50,000 generated events
+	$(BIN)/python bench/profile.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

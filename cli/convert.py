@@ -8,7 +8,8 @@ import click
 
 from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.writers import Output, RejectsWriter
-from clevertap_mapper.pipeline import run_convert
+from clevertap_mapper.pipeline import Format, run_convert
+from cli.dryrun import dry_run as run_dry
 from cli.exit_codes import ExitCode
 from cli.options import mapping_options, pick, resolve_mapping
 from cli.render import progress_bar, render_convert_summary, stderr_console
@@ -49,7 +50,7 @@ def default_rejects_path(output: str) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr.")
 @mapping_options
 @click.pass_context
-def convert(ctx: click.Context, inputs: tuple[str, ...], output: str, fmt: str,
+def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: str,
             rejects: str | None, dry_run: bool, lines: tuple[int, ...], types: tuple[str, ...],
             event_names: tuple[str, ...], limit: int | None, as_json: bool, workers: int,
             quiet: bool,
@@ -70,20 +71,19 @@ def convert(ctx: click.Context, inputs: tuple[str, ...], output: str, fmt: str,
     settings = resolve_mapping(ctx)
     console = stderr_console()
     if dry_run:
-        from cli.dryrun import dry_run as run_dry
-
         ctx.exit(run_dry(list(inputs), settings, lines=lines, types=types,
                          event_names=event_names, limit=limit, as_json=as_json,
                          console=console))
     if any(x != "-" and os.path.abspath(x) == os.path.abspath(output) for x in inputs):
         raise click.UsageError(f"output {output} is also an input; choose another -o")
-    fmt = pick(ctx, "fmt", settings.file, "format")
+    out_format: Format = pick(ctx, "fmt", settings.file, "format")
     rejects_name = rejects or default_rejects_path(output)
     out = Output(output)
     rejects_writer = RejectsWriter(rejects_name)
     try:
         with progress_bar(console, "converting", not quiet) as hook:
-            summary = run_convert(list(inputs), settings.mapper, out, rejects_writer, fmt=fmt,
+            summary = run_convert(list(inputs), settings.mapper, out, rejects_writer,
+                                  fmt=out_format,
                                   checker=settings.checker, progress=hook, workers=workers)
     except InputError:
         partial = out.abort()
@@ -97,5 +97,5 @@ def convert(ctx: click.Context, inputs: tuple[str, ...], output: str, fmt: str,
     if not quiet:
         render_convert_summary(console, summary, inputs=len(inputs),
                                output=None if output == "-" else output,
-                               rejects=rejects_name, fmt=fmt)
+                               rejects=rejects_name, fmt=out_format)
     ctx.exit(ExitCode.REJECTED if summary.rejected_total else ExitCode.OK)

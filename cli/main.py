@@ -9,8 +9,11 @@ from typing import Any
 
 import click
 
-from cli.exit_codes import ExitCode
 from clevertap_mapper.errors import ConfigError, CtmapError, InputError
+from cli.convert import convert
+from cli.exit_codes import ExitCode
+from cli.upload import upload
+from cli.validate import validate
 
 
 class CtmapGroup(click.Group):
@@ -63,17 +66,9 @@ def ctmap(traceback: bool) -> None:
     """
 
 
-def _register() -> None:
-    from cli.convert import convert
-    from cli.upload import upload
-    from cli.validate import validate
-
-    ctmap.add_command(convert)
-    ctmap.add_command(upload)
-    ctmap.add_command(validate)
-
-
-_register()
+ctmap.add_command(convert)
+ctmap.add_command(upload)
+ctmap.add_command(validate)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from clevertap_mapper.checks import CheckLevel, Checker
+from clevertap_mapper.checks import Checker, CheckLevel
 from clevertap_mapper.config import MapperConfig, load_settings_file
 
 F = TypeVar("F", bound=Callable[..., Any])

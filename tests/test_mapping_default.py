@@ -92,7 +92,7 @@ def test_d2_ts_is_integer_epoch_seconds(raw: Any, seconds: int, compat: Any) -> 
                          ids=["garbage", "na", "true", "false", "object", "array", "zero",
                               "negative", "negative-string", "impossible-date"])
 def test_d2_explicit_ts_that_is_not_a_time_rejects(raw: Any) -> None:
-    with pytest.raises(MappingError, match="properties.ts") as info:
+    with pytest.raises(MappingError, match=r"properties\.ts") as info:
         map_event(track(properties={"ts": raw}), DEFAULT)
     assert info.value.code == "invalid_timestamp"
 

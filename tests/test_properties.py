@@ -24,8 +24,8 @@ TYPES = ["identify", "track", "page", "screen", "alias", "IDENTIFY", "group", ""
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
-    st.sampled_from(TYPES + ["Order Completed", "order completed", "2021-03-10T11:59:22Z",
-                             "1468308340", "android", "iOS", "female", "$D_1"]),
+    st.sampled_from([*TYPES, "Order Completed", "order completed", "2021-03-10T11:59:22Z",
+                     "1468308340", "android", "iOS", "female", "$D_1"]),
 )
 json_values = st.recursive(
     scalars,

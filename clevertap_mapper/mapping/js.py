@@ -41,16 +41,16 @@ _MAX_SAFE_INT: Final = 2**53
 
 
 def truthy(x: Any) -> bool:
-    """JS truthiness: false for missing, null, false, 0, NaN and "" only (``{}``/``[]`` are true)."""
+    """JS truthiness: false for missing, null, false, 0, NaN and "" only ({} and [] are true)."""
     if x is None or x is False or x is MISSING:
         return False
     t = type(x)
     if t is str:
-        return x != ""
+        return bool(x != "")
     if t is int:
-        return x != 0
+        return bool(x != 0)
     if t is float:
-        return x == x and x != 0.0
+        return bool(x == x and x != 0.0)
     return True
 
 
@@ -60,9 +60,9 @@ def usable(x: Any) -> bool:
         return False
     t = type(x)
     if t is str:
-        return x != ""
+        return bool(x != "")
     if t is float:
-        return x == x
+        return bool(x == x)
     return True
 
 
@@ -80,11 +80,12 @@ def is_zero_or_false(x: Any) -> bool:
 
 
 def number_to_string(x: float | int) -> str:
-    """JS ``Number.prototype.toString()`` for a number (``1.0`` -> ``"1"``, ``1e21`` -> ``"1e+21"``)."""
+    """JS ``Number.prototype.toString()``: ``1.0`` -> ``"1"``, ``1e21`` -> ``"1e+21"``."""
     if type(x) is int:
         if -_MAX_SAFE_INT <= x <= _MAX_SAFE_INT:
             return str(x)
         x = float(x)  # JS holds every number as a double
+    assert isinstance(x, float)
     if x != x:
         return "NaN"
     if math.isinf(x):

@@ -116,7 +116,7 @@ def _numeric_segment(seg: str) -> str | None:
 
 
 def set_path(target: dict[str, Any], key: str, value: Any) -> None:
-    """Set a custom key the way the reference's set-value does (``a.b`` nests, ``1e3`` -> ``1000``)."""
+    """Set a custom key as the reference's set-value does: ``a.b`` nests, ``1e3`` -> ``1000``."""
     if key == "":
         return  # set-value ignores the empty key
     if "." not in key and "\\" not in key and key[0] not in _NUMERIC_START:
