@@ -236,10 +236,8 @@ def _progress(console: Console, enabled: bool) -> Iterator[Callable[[UploadRepor
             elapsed = bar.tasks[0].elapsed or 0.0
             rate = report.accepted / elapsed if elapsed > 0 else 0.0
             bar.update(task, description=(
-                f"uploading: {report.summary.events:,} events read, "
-                f"{report.records_sent:,} records sent, {report.accepted:,} accepted "
-                f"({rate:,.0f}/s), {report.retries:,} retries, "
-                f"{report.rejected_total:,} rejected"))
+                f"{report.records_sent:,} sent, {report.accepted:,} accepted ({rate:,.0f}/s), "
+                f"{report.retries:,} retries, {report.rejected_total:,} rejected"))
 
         yield update
 

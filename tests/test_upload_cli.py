@@ -292,3 +292,16 @@ def test_passcode_prompt_on_a_terminal_is_hidden(ct: FakeCleverTap, clean: Path,
     assert process.returncode == 0, seen.decode(errors="replace")
     assert len(ct.accepted) == 1200
     assert PASSCODE.encode() not in seen + out  # not echoed, not printed
+
+
+def test_profiles_first_cannot_read_stdin_twice(ct: FakeCleverTap) -> None:
+    result = run("-", "--endpoint", ct.url, "--profiles-first", input="{}\n")
+    assert result.exit_code == 1 and "stdin" in result.stderr
+    assert ct.requests == []
+
+
+def test_stdin_upload_without_state(ct: FakeCleverTap, tmp_path: Path) -> None:
+    lines = "".join(json.dumps(track(n)) + "\n" for n in range(5))
+    result = run("-", "--endpoint", ct.url, "--rejects", tmp_path / "r", input=lines)
+    assert result.exit_code == 0, result.stderr
+    assert len(ct.accepted) == 5

@@ -44,7 +44,7 @@ class StandIn:
              "--account-id", ACCOUNT, "--passcode-env", "CT_PASS",
              "--accepted-file", str(self.accepted_file), *flags],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
+        assert self.process.stdout is not None and self.process.stderr is not None
         line = self.process.stdout.readline()
         assert line.startswith("listening "), line + self.process.stderr.read()
         self.url = line.split()[1]

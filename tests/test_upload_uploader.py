@@ -108,7 +108,7 @@ def mixed_inputs(tmp_path: Path, events: int, tokens: int) -> tuple[list[Path], 
     lines += [identify(events + n, token=True) for n in range(tokens)]
     lines.insert(10, b"{not json")
     lines.insert(500, {"type": "track", "event": "No Id", "properties": {"n": -9}})
-    good = {("event", n) for n in range(events)}
+    good: set[tuple[str, Any]] = {("event", n) for n in range(events)}
     good |= {("profile", events + n) for n in range(tokens)}
     good |= {("token", f"tok-{events + n}") for n in range(tokens)}
     events_file = write_ndjson(tmp_path / "events.ndjson", lines)

@@ -325,6 +325,9 @@ class CleverTapClient:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached CleverTap: safe to resend.
             raise TransientError(self._describe(exc, "could not connect")) from None
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            # Our request could not be written (a bad header, a bad URL): retrying cannot help.
+            raise FatalUploadError(self._describe(exc, "cannot send the request")) from None
         except httpx.TimeoutException as exc:
             raise TransientError(self._describe(exc, "no answer in time"),
                                  ambiguous=True) from None

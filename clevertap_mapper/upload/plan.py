@@ -16,8 +16,9 @@ from typing import Any
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
+from clevertap_mapper.errors import ConfigError
 from clevertap_mapper.io.model import Position, Rejection
-from clevertap_mapper.io.readers import read_items
+from clevertap_mapper.io.readers import STDIN, read_items
 from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS, batches
 from clevertap_mapper.pipeline import Mapped, Summary, map_items
 
@@ -59,6 +60,9 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
 
     Rejections met after the last body come in a final body with no records.
     """
+    if profiles_first and STDIN in inputs:
+        raise ConfigError("--profiles-first reads the inputs twice, which stdin ('-') cannot "
+                          "be; upload from a file, or drop --profiles-first")
     passes: list[Callable[[Record], bool] | None] = (
         [_not_event, _is_event] if profiles_first else [None])
     carried: list[Rejection] = []
