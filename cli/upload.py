@@ -132,8 +132,12 @@ def upload(ctx: click.Context, /, *, inputs: tuple[str, ...], region: str | None
     if dry_run:
         ctx.exit(_dry_run(list(inputs), settings, url, account, options.profiles_first,
                           as_json=as_json, quiet=quiet, console=console))
-    credentials = Credentials(_account_id(account), _passcode(passcode_file, inputs))
     rejects_path = rejects or default_rejects_path(state)
+    for name, what in ((rejects_path, "--rejects"), (state, "--state")):
+        if name is not None and any(x != "-" and os.path.abspath(x) == os.path.abspath(name)
+                                    for x in inputs):
+            raise click.UsageError(f"{what} {name} is also an input; choose another file")
+    credentials = Credentials(_account_id(account), _passcode(passcode_file, inputs))
     stop = threading.Event()
     with _signals_stop(stop, console, options.grace), \
             _progress(console, not quiet and not as_json) as hook:
@@ -145,6 +149,9 @@ def upload(ctx: click.Context, /, *, inputs: tuple[str, ...], region: str | None
         click.echo(dumps(report.as_dict() | {"url": url}).decode())
     if not quiet:
         render_upload_summary(console, report, url=url, account_id=credentials.account_id)
+    if report.error:  # one line even with -q: cron mails stderr
+        prefix = "error: " if report.outcome == "failed" else ""
+        click.echo(f"ctmap: {prefix}{report.error}", err=True)
     ctx.exit(exit_code(report))
 
 
@@ -166,8 +173,8 @@ def exit_code(report: UploadReport) -> ExitCode:
 
 def _account_id(account: str | None) -> str:
     if not account:
-        raise ConfigError(f"no CleverTap account id: pass --account-id ID or set {ACCOUNT_ENV} "
-                          "(Settings > Project in the CleverTap dashboard)")
+        raise ConfigError(f"no CleverTap account id: pass --account-id ID, set {ACCOUNT_ENV}, "
+                          "or set account_id in the [upload] section of --config")
     return account
 
 
@@ -297,8 +304,6 @@ def render_upload_summary(console: Console, report: UploadReport, *, url: str,
                       "rejected")
     else:
         console.print("  state:    none (no --state): a rerun sends everything again")
-    if report.error:
-        console.print(f"  [red]error:[/]    {report.error}")
     if report.outcome in ("gave_up", "interrupted"):
         if report.state_path:
             console.print("  rerun the same command to send what is pending")

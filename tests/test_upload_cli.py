@@ -305,3 +305,17 @@ def test_stdin_upload_without_state(ct: FakeCleverTap, tmp_path: Path) -> None:
     result = run("-", "--endpoint", ct.url, "--rejects", tmp_path / "r", input=lines)
     assert result.exit_code == 0, result.stderr
     assert len(ct.accepted) == 5
+
+
+@pytest.mark.parametrize("option", ["--rejects", "--state"])
+def test_an_input_is_never_overwritten(clean: Path, option: str) -> None:
+    result = run(clean, "--region", "in1", option, clean)
+    assert result.exit_code == 2 and "is also an input" in result.stderr
+
+
+def test_quiet_still_says_why_it_failed(clean: Path, tmp_path: Path) -> None:
+    with FakeCleverTap(ACCOUNT, "the-real-one") as ct:
+        result = run(clean, "--endpoint", ct.url, "-q", "--rejects", tmp_path / "r")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("ctmap: error: CleverTap refused the request with HTTP 401")
+    assert len(result.stderr.splitlines()) == 1
