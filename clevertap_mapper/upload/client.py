@@ -311,7 +311,7 @@ class CleverTapClient:
         self._http = httpx.Client(
             headers=credentials.headers() | {"User-Agent": _user_agent()},
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size,
-                                keepalive_expiry=30.0),
+                                keepalive_expiry=15.0),  # below common LB idle timeouts
             timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout), pool=timeout),
             follow_redirects=False,  # never carry the passcode to another host
             transport=transport,
