@@ -294,10 +294,12 @@ def test_passcode_prompt_on_a_terminal_is_hidden(ct: FakeCleverTap, clean: Path,
     assert PASSCODE.encode() not in seen + out  # not echoed, not printed
 
 
-def test_profiles_first_cannot_read_stdin_twice(ct: FakeCleverTap) -> None:
-    result = run("-", "--endpoint", ct.url, "--profiles-first", input="{}\n")
+def test_profiles_first_cannot_read_stdin_twice(ct: FakeCleverTap, tmp_path: Path) -> None:
+    rejects = tmp_path / "r.ndjson"
+    result = run("-", "--endpoint", ct.url, "--profiles-first", "--rejects", rejects,
+                 input="{}\n")
     assert result.exit_code == 1 and "stdin" in result.stderr
-    assert ct.requests == []
+    assert ct.requests == [] and not rejects.exists()  # refused before anything
 
 
 def test_stdin_upload_without_state(ct: FakeCleverTap, tmp_path: Path) -> None:

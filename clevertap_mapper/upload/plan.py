@@ -48,6 +48,13 @@ def _not_event(record: Record) -> bool:
     return record.get("type") != "event"
 
 
+def check_passes(inputs: list[str], profiles_first: bool) -> None:
+    """Refuse ``profiles_first`` on stdin: it must be read twice (ConfigError)."""
+    if profiles_first and STDIN in inputs:
+        raise ConfigError("--profiles-first reads the inputs twice, which stdin ('-') cannot "
+                          "be; upload from a file, or drop --profiles-first")
+
+
 def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
                 checker: Checker | None = None, profiles_first: bool = False,
                 max_records: int = MAX_BATCH_RECORDS,
@@ -60,9 +67,7 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
 
     Rejections met after the last body come in a final body with no records.
     """
-    if profiles_first and STDIN in inputs:
-        raise ConfigError("--profiles-first reads the inputs twice, which stdin ('-') cannot "
-                          "be; upload from a file, or drop --profiles-first")
+    check_passes(inputs, profiles_first)
     passes: list[Callable[[Record], bool] | None] = (
         [_not_event, _is_event] if profiles_first else [None])
     carried: list[Rejection] = []

@@ -50,7 +50,7 @@ from clevertap_mapper.upload.client import (
     Unprocessed,
     upload_url,
 )
-from clevertap_mapper.upload.plan import Body, plan_bodies
+from clevertap_mapper.upload.plan import Body, check_passes, plan_bodies
 from clevertap_mapper.upload.retry import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -618,6 +618,7 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
     options = options or UploadOptions()
     url = upload_url(region, endpoint)
     _check_inputs(inputs)
+    check_passes(inputs, options.profiles_first)
     policy = policy or RetryPolicy(max_retries=options.max_retries)
     settings = job_settings(mapper, checker, profiles_first=options.profiles_first,
                             account_id=credentials.account_id)
