@@ -27,13 +27,13 @@ from typing import Any, Final, Literal, TypedDict
 from clevertap_mapper.checks import Checker, Finding
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import MappingError
-from clevertap_mapper.io.model import Rejection, SourceEvent, SourceRecords
+from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
 from clevertap_mapper.io.readers import Item
 from clevertap_mapper.mapping import tables as T
 from clevertap_mapper.mapping.core import Record, map_event
 from clevertap_mapper.mapping.js import MISSING, usable
 from clevertap_mapper.mapping.paths import Path, get
-from clevertap_mapper.mapping.trace import FIXES, Decision, Trace
+from clevertap_mapper.mapping.trace import FIXES, Decision, Kind, Trace
 
 Mode = Literal["default", "rudderstack"]
 
@@ -292,13 +292,12 @@ def explain_event(event: Any, config: MapperConfig, checker: Checker | None = No
         default_trace = trace
     fixes = [FixNote(fix, FIXES[fix], tuple(d for d in default_trace.decisions if d.fix == fix))
              for fix in default_trace.fixes]
-    differences: list[Difference] = []
-    if default_rejection is None and compat_rejection is None:
-        differences = _differences(default_records, compat_records)
-        differs = bool(differences)
-    else:
-        differs = (default_rejection is None or compat_rejection is None
-                   or default_rejection.code != compat_rejection.code)
+    # Records that the checks reject are still compared: the view shows both.
+    differences = (_differences(default_records, compat_records)
+                   if default_records and compat_records else [])
+    differs = bool(differences) or (
+        (default_rejection.code if default_rejection else None)
+        != (compat_rejection.code if compat_rejection else None))
     return Explanation(
         source, line, index, kind, _name(event, kind), mode_of(config),
         input=_input_summary(event, kind, trace.decisions),
@@ -308,7 +307,7 @@ def explain_event(event: Any, config: MapperConfig, checker: Checker | None = No
         dropped=[] if rejection is not None and rejection.stage == "map"
         else _dropped(event, kind, trace.decisions, config, records),
         fixes=fixes,
-        compat_records=None if compat_rejection is not None else compat_records,
+        compat_records=compat_records or None,  # None: the mapping rejects it
         compat_rejection=compat_rejection,
         differs_from_compat=differs,
         differences=differences,
@@ -709,38 +708,42 @@ class Overview:
             self._add_event(item)
         elif type(item) is SourceRecords:
             self.by_type[RECORDS] += 1
-            self._add_records(item.records, str(item.pos))
+            self._add_records(item.records, item.pos)
         else:
             assert isinstance(item, Rejection)
             self.by_type[UNREADABLE] += 1
-            self._reject(item.code, str(item.pos), item.message)
+            self._reject(item.code, item.pos, item.message)
 
-    def _reject(self, code: str, where: str, message: str) -> None:
+    def _reject(self, code: str, pos: Position, message: str) -> None:
         self.rejected[code] += 1
         if code not in self.rejection_examples:
-            self.rejection_examples[code] = (where, message)
+            self.rejection_examples[code] = (str(pos), message)
 
-    def _add_records(self, records: list[Record], where: str) -> None:
+    def _add_records(self, records: list[Record], pos: Position) -> None:
         kinds = self.records
         check = self._check
         for record in records:
             if check is not None:
                 findings = check(record)
-                errors = [f for f in findings if f.severity == "error"] if self._strict else []
-                for f in findings:
-                    if f not in errors:
-                        self.warnings[f.code] += 1
-                if errors:
-                    self._reject(errors[0].code, where, errors[0].message)
-                    continue
+                if findings:
+                    errors = ([f for f in findings if f.severity == "error"] if self._strict
+                              else [])
+                    for f in findings:
+                        if f not in errors:
+                            self.warnings[f.code] += 1
+                    if errors:
+                        self._reject(errors[0].code, pos, errors[0].message)
+                        continue
             kind = record.get("type")
             kinds[kind if type(kind) is str else "(none)"] += 1
             if kind != "token" and record.get("ts") is None:
                 self.without_ts += 1
 
     def _add_event(self, item: SourceEvent) -> None:
+        # The hot path of a dry run: every event of the input comes through here once.
         event = item.event
-        kind = type_label(item)
+        t = event.get("type") if type(event) is dict else None
+        kind = t.lower() if type(t) is str and t else NO_TYPE
         self.by_type[kind] += 1
         trace = Trace()
         try:
@@ -749,25 +752,46 @@ class Overview:
         except MappingError as exc:
             records, error = None, exc
         rules = self.rules
+        known = _RULE_IDS
+        fixes: list[str] = []
         for d in trace.decisions:
-            if d.kind == "dropped" and "reserved for a mapped" in d.rule:
-                continue  # a note on every excluded trait, read or not: noise in the counts
-            rid = rule_id(d.rule)
+            rule = d.rule
+            rid = known.get(rule)
+            if rid is None:
+                if d.kind == "dropped" and "reserved for a mapped" in rule:
+                    continue  # a note on every excluded trait, read or not: noise in counts
+                rid = rule_id(rule)
             rules[rid] = rules.get(rid, 0) + 1
+            if d.fix is not None and d.fix not in fixes:
+                fixes.append(d.fix)
             if d.source == "anonymousId" and d.field == "identity":
                 self.anonymous_identity[kind] += 1
         if self.config.compat:
-            default_trace = Trace()
+            default_trace = _FixesOnly()
             default, default_error = _outcome(event, self._other, default_trace)
             fixes = default_trace.fixes
             compat, compat_error = records, error
         else:
-            fixes = trace.fixes
             default, default_error = records, error
             if self.exact or error is not None:
                 compat, compat_error = _outcome(event, self._other, None)
             else:
                 compat, compat_error = None, None
+        if fixes or compat is not None or compat_error is not None:
+            self._count_fixes(fixes, default, default_error, compat, compat_error)
+        if error is not None:
+            self._reject(error.code, item.pos, error.message)
+            return
+        assert records is not None
+        if (kind == "identify" and not self.config.object_id_mapping
+                and usable(get(event, T.DEVICE_TOKEN))):
+            self.tokens_unsent += 1
+        self._add_records(records, item.pos)
+
+    def _count_fixes(self, fixes: list[str], default: list[Record] | None,
+                     default_error: MappingError | None, compat: list[Record] | None,
+                     compat_error: MappingError | None) -> None:
+        """Count the fixes applied, and whether the default outcome differs from compat's."""
         for fix in fixes:
             self.fixes_applied[fix] += 1
         if compat is None and compat_error is None:  # deduced: no run of compat mode
@@ -779,17 +803,8 @@ class Overview:
             differs = default != compat
         if differs:
             self.differs += 1
-            named = [f for f in fixes if f != "D3"] or ["(other)"]
-            for fix in named:
+            for fix in [f for f in fixes if f != "D3"] or ["(other)"]:
                 self.differs_by_fix[fix] += 1
-        if error is not None:
-            self._reject(error.code, str(item.pos), error.message)
-            return
-        assert records is not None
-        if (kind == "identify" and not self.config.object_id_mapping
-                and type(event) is dict and get(event, T.DEVICE_TOKEN) not in (None, MISSING)):
-            self.tokens_unsent += 1
-        self._add_records(records, str(item.pos))
 
     # -- the closing table
 
@@ -873,6 +888,17 @@ class Overview:
             "shown": self.shown,
             "advice": self.advice(),
         }
+
+
+class _FixesOnly(Trace):
+    """A trace that keeps only the fix decisions: all the summary needs of the other mode."""
+
+    __slots__ = ()
+
+    def add(self, kind: Kind, field_name: str, rule: str, *, source: str | None = None,
+            fix: str | None = None, before: Any = None, after: Any = None) -> None:
+        if fix is not None:
+            self.decisions.append(Decision(kind, field_name, rule, source, fix))
 
 
 def _plural(n: int, word: str) -> str:

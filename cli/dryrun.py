@@ -31,7 +31,7 @@ of an event object (all always present):
   kind is mapped, changed, dropped, fix, warning or rejected;
 - ``dropped``: [{paths, why, value?}] input fields not sent;
 - ``fixes``: [{fix, title, decisions}] the default-mode fixes D1-D6 that apply;
-- ``compat_records`` (null when rejected) and ``compat_rejection``: what
+- ``compat_records`` (null when its mapping rejects the event) and ``compat_rejection``: what
   ``--compat rudderstack`` sends; ``differs_from_compat``: whether the default mode's
   outcome differs; ``differences``: [{record, field, default?, compat?}] (a missing key means
   that mode does not send the field);
@@ -54,6 +54,7 @@ from typing import IO, Any, Final, cast
 import click
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.padding import Padding
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -316,6 +317,9 @@ def _compat_view(e: Explanation, shown: set[int]) -> RenderableType | None:
         lines.append(Text("--compat rudderstack (what RudderStack sends) would send instead:"
                           if default_mode else "ctmap's default mode would send instead:"))
         lines.append(Padding(grid, (0, 0, 0, 2)))
+    if e.rejection is None and e.compat_rejection is not None:
+        r = e.compat_rejection
+        lines.append(Text(f"--compat rudderstack: rejected [{r.code}] {r.message}", style="dim"))
     elif e.rejection is None and not e.differs_from_compat and not e.fixes:
         lines.append(Text("Same as --compat rudderstack: RudderStack would send exactly this."
                           if default_mode else "ctmap's default mode would send the same.",
@@ -377,8 +381,10 @@ def render_explanation(console: Console, e: Explanation) -> None:
     left = _input_view(e)
     right, shown = _records_view(e)
     if console.width >= WIDE:
+        # The input gets what it needs, up to half the width; the records get the rest.
+        natural = Measurement.get(console, console.options, left).maximum
         layout = Table.grid(padding=(0, 3))
-        layout.add_column(max_width=console.width // 2)  # the input: up to half
+        layout.add_column(width=min(natural, console.width // 2))
         layout.add_column()
         layout.add_row(left, right)
         console.print(layout)
