@@ -3,7 +3,7 @@
 Nothing is written. The view is this command's output, so it goes to stdout (progress, on a
 terminal, goes to stderr). For each selected event: a header (file:line, the place in a batch,
 the type and name), the input's relevant fields beside the CleverTap record(s) (side by side
-from 100 columns, stacked below), each record field annotated with the rule that made it and
+from 120 columns, stacked below), each record field annotated with the rule that made it and
 any value it changed, the input fields that were not sent and why, the default-mode fixes
 (D1-D6) with what ``--compat rudderstack`` would send instead, the rejection with how to fix
 it, and the pre-flight check findings. Then a table for the whole input, selected or not.
@@ -77,7 +77,7 @@ from cli.options import MappingSettings
 from cli.render import counts, plural
 
 DEFAULT_LIMIT: Final = 10
-WIDE: Final = 100  # from this many columns, input and records sit side by side
+WIDE: Final = 120  # from this many columns, input and records sit side by side
 VALUE_LIMIT: Final = 160  # characters of a value shown in the view (--json has them all)
 TOP_RULES: Final = 20
 PROGRESS_EVERY: Final = 20_000
@@ -238,19 +238,28 @@ def _titled(title: str, body: RenderableType) -> Group:
     return Group(Text(title, style="bold"), Padding(body, (0, 0, 0, 2)))
 
 
+def _key_width(keys: Iterable[str], limit: int) -> int:
+    return min(max((len(k) for k in keys), default=1), limit)
+
+
 def _grid(keys: Iterable[str], limit: int) -> Table:
     """A key/value grid whose key column is as wide as its longest key (up to ``limit``)."""
-    width = min(max((len(k) for k in keys), default=1), limit)
+    width = _key_width(keys, limit)
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="cyan", min_width=width, max_width=width, overflow="fold")
     grid.add_column(overflow="fold")
     return grid
 
 
-def _input_view(e: Explanation) -> RenderableType:
+def _input_view(e: Explanation, *, width: int | None = None) -> RenderableType:
+    """The input's fields; given the panel ``width`` (beside the records), long values are
+    cut to one line, as the records show them whole."""
+    limit = VALUE_LIMIT
+    if width is not None:
+        limit = max(width - 3 - _key_width((p for p, _ in e.input), 30), 12)
     grid = _grid((path for path, _ in e.input), 30)
     for path, value in e.input:
-        grid.add_row(path, fmt(value) if path not in ("(line)",) else str(value))
+        grid.add_row(path, fmt(value, limit) if path != "(line)" else str(value))
     return _titled("RudderStack input", grid)
 
 
@@ -378,9 +387,10 @@ def render_explanation(console: Console, e: Explanation) -> None:
     """Draw one explained event: header, input beside records, then the notes."""
     console.print()
     console.rule(_header(e), align="left", style="dim")
-    left = _input_view(e)
+    beside = console.width >= WIDE
+    left = _input_view(e, width=console.width // 2 if beside else None)
     right, shown = _records_view(e)
-    if console.width >= WIDE:
+    if beside:
         # The input gets what it needs, up to half the width; the records get the rest.
         natural = Measurement.get(console, console.options, left).maximum
         layout = Table.grid(padding=(0, 3))

@@ -90,7 +90,7 @@ def run(*args: str, columns: int = 100, colour: bool = False, no_color: bool = F
 # ---------------------------------------------------------------------------- snapshots
 
 
-@pytest.mark.parametrize("columns", [80, 100])
+@pytest.mark.parametrize("columns", [80, 100, 120])
 @pytest.mark.parametrize("colour", [False, True], ids=["plain", "colour"])
 def test_view_snapshot(workdir: Path, columns: int, colour: bool) -> None:
     result = run("events.ndjson", "--dry-run", "--line", "3", "--line", "7", columns=columns,
@@ -153,8 +153,9 @@ def test_side_by_side_only_when_wide(workdir: Path) -> None:
         out = run("events.ndjson", "--dry-run", "--line", "2", columns=columns).stdout
         return next(line for line in out.splitlines() if line.startswith("RudderStack input"))
 
+    assert "CleverTap event record" in layout(160)
     assert "CleverTap event record" in layout(120)
-    assert "CleverTap event record" in layout(100)
+    assert layout(100) == "RudderStack input"
     assert layout(80) == "RudderStack input"
 
 
