@@ -63,13 +63,18 @@ def other_config(config: MapperConfig) -> MapperConfig:
     return replace(config, compat=None if config.compat else "rudderstack")
 
 
+def event_type(event: Any) -> str:
+    """An event's lower-cased ``type``, or ``(none)`` when it has no usable one."""
+    t = event.get("type") if type(event) is dict else None
+    return t.lower() if type(t) is str and t else NO_TYPE
+
+
 def type_label(item: Item) -> str:
     """The type an item is counted and selected under: the event's lower-cased ``type``,
     ``(none)`` when it has no usable one, ``(records)`` for CleverTap records read back, and
     ``(unreadable)`` for a line that could not be read."""
     if type(item) is SourceEvent:
-        t = item.event.get("type") if type(item.event) is dict else None
-        return t.lower() if type(t) is str and t else NO_TYPE
+        return event_type(item.event)
     if type(item) is SourceRecords:
         return RECORDS
     return UNREADABLE
@@ -271,7 +276,7 @@ def explain_event(event: Any, config: MapperConfig, checker: Checker | None = No
     >>> [f.fix for f in e.fixes], e.differs_from_compat
     (['D1'], True)
     """
-    kind = type_label(SourceEvent(None, event))  # type: ignore[arg-type]
+    kind = event_type(event)
     trace = Trace()
     records, rejection = _map(event, config, trace)
     other_trace = Trace()
@@ -742,8 +747,7 @@ class Overview:
     def _add_event(self, item: SourceEvent) -> None:
         # The hot path of a dry run: every event of the input comes through here once.
         event = item.event
-        t = event.get("type") if type(event) is dict else None
-        kind = t.lower() if type(t) is str and t else NO_TYPE
+        kind = event_type(event)
         self.by_type[kind] += 1
         trace = Trace()
         try:
