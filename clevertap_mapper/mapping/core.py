@@ -69,8 +69,8 @@ def map_event(event: Any, config: MapperConfig, trace: Trace | None = None) -> l
         raise MappingError("missing_type", "the event has no `type`; set it to identify, track, "
                            "page, screen or alias")
     if type(raw_type) is not str:
-        raise MappingError("unsupported_type", f"`type` must be a string, not {_describe(raw_type)} "
-                           "(the reference crashes on this event)")
+        raise MappingError("unsupported_type", "`type` must be a string, not "
+                           f"{_describe(raw_type)} (the reference crashes on this event)")
     kind = raw_type.lower()
     if kind == "identify":
         records = _identify(event, config, trace)
@@ -91,9 +91,13 @@ def map_event(event: Any, config: MapperConfig, trace: Trace | None = None) -> l
 # ---------------------------------------------------------------------------- lookups (s3, s4)
 
 def _first_usable(event: Any, paths: tuple[Path, ...]) -> tuple[Any, Path | None]:
+    """The first usable value (spec s3: not missing, null, "" or NaN) along ``paths``."""
     for path in paths:
         value = get(event, path)
-        if usable(value):
+        if type(value) is str:  # the common case, tested without a call
+            if value:
+                return value, path
+        elif usable(value):
             return value, path
     return None, None
 
@@ -171,6 +175,9 @@ def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str) ->
     for k, v in items:
         tv = type(v)
         if (tv is dict or tv is list) and k not in T.UNSTRINGIFIED_KEYS:
+            if tv is list and k == "Items" and evt_name == "Charged":
+                out[k] = v  # stringified and parsed straight back (s6 step 3): the same list
+                continue
             out[k] = json_stringify(v)
             if trace is not None and not (k == "Items" and evt_name == "Charged"):
                 trace.add("changed", f"{prefix}{k}", f"{prefix}{k}: stringified, CleverTap "
@@ -184,7 +191,8 @@ def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str) ->
 
 
 def _charged_items(original: Any, encoded: Any) -> Any:
-    """The reference parses Items back from JSON and wants an array whose first item is an object."""
+    """The reference parses Items back from JSON and wants an array whose first item is an
+    object."""
     if type(original) is list:
         items: Any = original  # JSON.parse(JSON.stringify(list)) is the list itself
     else:
@@ -229,8 +237,8 @@ def _identity(value: Any, config: MapperConfig, where: str, trace: Trace | None)
 
 
 def _no_identity(what: str) -> MappingError:
-    return MappingError("missing_identity", f"the {what} has no userId or anonymousId, so CleverTap "
-                        "cannot tell whose it is; add an id (or drop the event)")
+    return MappingError("missing_identity", f"the {what} has no userId or anonymousId, so "
+                        "CleverTap cannot tell whose it is; add an id (or drop the event)")
 
 
 # ---------------------------------------------------------------------------- timestamps (s7)
@@ -304,10 +312,61 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
 
 # ---------------------------------------------------------------------------- identify (s8)
 
+class _TraitRoots:
+    """``traits``, ``context.traits`` and ``properties`` of one event, looked up once.
+
+    Identify reads some 35 paths under these three objects. When no key of the event (or of
+    its ``context``, where ``traits`` is absent there) contains a dot, get-value's literal
+    dotted-key fallbacks cannot match, so each path is one dict lookup on its root.
+    """
+
+    __slots__ = ("roots",)
+
+    def __init__(self, roots: dict[str, Any]) -> None:
+        self.roots = roots
+
+    @staticmethod
+    def of(event: dict[str, Any]) -> _TraitRoots | None:
+        for key in event:
+            if "." in key:
+                return None
+        context = event.get("context", MISSING)
+        context_traits: Any = MISSING
+        if type(context) is dict:
+            context_traits = context.get("traits", MISSING)
+            if context_traits is MISSING and any("." in key for key in context):
+                return None
+        return _TraitRoots({"traits": event.get("traits", MISSING),
+                            "context.traits": context_traits,
+                            "properties": event.get("properties", MISSING)})
+
+    def first_usable(self, paths: tuple[Path, ...]) -> tuple[Any, Path | None]:
+        """``_first_usable`` for paths of the form ``<root>.<name>`` (see T.ROOT_AND_NAME)."""
+        roots = self.roots
+        for path in paths:
+            root_name, name = T.ROOT_AND_NAME[path.text]
+            root = roots[root_name]
+            if type(root) is dict:
+                value = root.get(name, MISSING)
+            elif type(root) is list:
+                value = get(root, Path(name))
+            else:
+                continue
+            if type(value) is str:
+                if value:
+                    return value, path
+            elif usable(value):
+                return value, path
+        return None, None
+
+
 def _identify(event: dict[str, Any], config: MapperConfig, trace: Trace | None) -> list[Record]:
     profile: Record = {}
+    roots = _TraitRoots.of(event)
+    first_usable = roots.first_usable if roots is not None else (
+        lambda paths: _first_usable(event, paths))
     for row in T.IDENTIFY_ROWS:
-        value, path = _first_usable(event, row.sources)
+        value, path = first_usable(row.sources)
         original = value
         if row.value_map is not None and defined(value):
             mapped = row.value_map.get(value, MISSING) if type(value) is str else MISSING
@@ -324,8 +383,8 @@ def _identify(event: dict[str, Any], config: MapperConfig, trace: Trace | None) 
                               source=path.text, before=original, after=value)
 
     if not truthy(profile.get("Name", MISSING)):  # s8.1 step 2: first + last name
-        first, first_path = _first_usable(event, T.FIRST_NAME)
-        last, last_path = _first_usable(event, T.LAST_NAME)
+        first, first_path = first_usable(T.FIRST_NAME)
+        last, last_path = first_usable(T.LAST_NAME)
         if truthy(first) and truthy(last):
             profile["Name"] = to_string(first) + " " + to_string(last)
             if trace is not None and first_path and last_path:
@@ -478,11 +537,11 @@ def _integration_key(integrations: Any) -> str:
 
 
 def _deep_clean(value: Any) -> Any:
-    """Drop nulls, empty objects and empty arrays, recursively (the reference's removeUndefined...)."""
+    """Drop nulls, empty objects and empty arrays, recursively (the reference's deep clean)."""
     if type(value) is dict:
         out = {}
-        for k, v in value.items():
-            v = _deep_clean(v)
+        for k, item in value.items():
+            v = _deep_clean(item)
             if v is None or v is MISSING or (type(v) in (dict, list) and not v):
                 continue
             out[k] = v
@@ -531,11 +590,10 @@ def _alias(event: dict[str, Any], config: MapperConfig, trace: Trace | None) -> 
 
 def _event(event: dict[str, Any], kind: str, config: MapperConfig,
            trace: Trace | None) -> Record:
-    if not config.track_anonymous:  # s10.1
-        user_id, _ = _first_usable(event, T.USER_ID_ONLY)
-        if not truthy(user_id):
-            raise MappingError("anonymous_not_allowed", "the event has no userId and anonymous "
-                               "tracking is off; add a userId or rerun with --track-anonymous")
+    uid, uid_path = _first_usable(event, T.USER_ID_ONLY)  # read once: s10.1 and s10.5 use it
+    if not config.track_anonymous and not truthy(uid):  # s10.1
+        raise MappingError("anonymous_not_allowed", "the event has no userId and anonymous "
+                           "tracking is off; add a userId or rerun with --track-anonymous")
 
     name = event.get("event", MISSING)
     record: Record
@@ -578,16 +636,17 @@ def _event(event: dict[str, Any], kind: str, config: MapperConfig,
                 trace.add("mapped", "objectId", "objectId <- anonymousId (objectId mapping; "
                           "a userId is not sent)", source="anonymousId")
         else:
-            user_id, user_path = _first_usable(event, T.USER_ID_ONLY)
-            if not truthy(user_id):
+            if not truthy(uid):
                 raise MappingError("missing_identity", "Unable to process without anonymousId "
                                    "or userId: add one of them to the event")
-            record["identity"] = _identity(user_id, config, "identity", trace)
-            if trace is not None and user_path:
-                trace.add("mapped", "identity", f"identity <- {user_path.text}",
-                          source=user_path.text)
+            record["identity"] = _identity(uid, config, "identity", trace)
+            if trace is not None and uid_path:
+                trace.add("mapped", "identity", f"identity <- {uid_path.text}",
+                          source=uid_path.text)
     else:
-        user_id, user_path = _first_usable(event, T.USER_ID)
+        # The generic userId lookup is userIdOnly's paths, then anonymousId (spec s3).
+        user_id, user_path = (uid, uid_path) if uid is not None else (
+            (anonymous_id, T.ANONYMOUS_ID) if usable(anonymous_id) else (None, None))
         if user_id is None:
             if trace is not None and not config.compat:
                 trace.add("fix", "identity", "no id anywhere: rejected (the reference sends the "

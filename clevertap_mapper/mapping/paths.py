@@ -25,11 +25,17 @@ OBJECT_PROTOTYPE_MEMBERS: Final = frozenset({
 class Path:
     """A compiled source path: its text (for traces) and its segments (for lookups)."""
 
-    __slots__ = ("segments", "text")
+    __slots__ = ("depth", "j01", "j12", "s0", "s1", "s2", "segments", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.segments = tuple(text.split("."))
+        self.depth = len(self.segments)
+        # The first segments and their joined forms, for get()'s unrolled fast path.
+        padded = (*self.segments, "", "")
+        self.s0, self.s1, self.s2 = padded[:3]
+        self.j01 = f"{self.s0}.{self.s1}"
+        self.j12 = f"{self.s1}.{self.s2}"
 
     def __repr__(self) -> str:
         return f"Path({self.text!r})"
@@ -46,7 +52,42 @@ def _child(target: Any, key: str) -> Any:
 
 
 def get(root: Any, path: Path) -> Any:
-    """Value at ``path`` in ``root`` or MISSING (get-value semantics, see module docstring)."""
+    """Value at ``path`` in ``root`` or MISSING (get-value semantics, see module docstring).
+
+    Paths of one to three segments on an object, which is every lookup of the mapping tables,
+    take an unrolled path with the same results as the general walk (``_walk``).
+    """
+    if type(root) is not dict or path.depth > 3:
+        return _walk(root, path)
+    value = root.get(path.text, MISSING)
+    depth = path.depth
+    if value is not MISSING or depth == 1:
+        return value
+    a = root.get(path.s0, MISSING)
+    if depth == 2:
+        if type(a) is dict:
+            return a.get(path.s1, MISSING)
+        return _child(a, path.s1) if type(a) is list else MISSING
+    # depth 3
+    if a is MISSING:
+        b = root.get(path.j01, MISSING)  # a literal "a.b" key at the root
+    elif type(a) is dict:
+        b = a.get(path.s1, MISSING)
+        if b is MISSING:
+            return a.get(path.j12, MISSING)  # a literal "b.c" key inside a
+    elif type(a) is list:
+        b = _child(a, path.s1)
+        if b is MISSING:
+            return MISSING
+    else:
+        return MISSING
+    if type(b) is dict:
+        return b.get(path.s2, MISSING)
+    return _child(b, path.s2) if type(b) is list else MISSING
+
+
+def _walk(root: Any, path: Path) -> Any:
+    """The general get-value walk: any depth, arrays, literal dotted keys at any level."""
     if type(root) is not dict and type(root) is not list:
         return root  # get-value returns a non-object target as it is
     if type(root) is dict and path.text in root:

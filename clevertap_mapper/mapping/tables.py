@@ -19,7 +19,8 @@ def _paths(*texts: str) -> tuple[Path, ...]:
 # Generic lookups (GenericFieldMapping.json): first usable value wins (spec section 3).
 USER_ID_ONLY: Final = _paths(
     "userId", "traits.userId", "traits.id", "context.traits.userId", "context.traits.id")
-USER_ID: Final = (*USER_ID_ONLY, Path("anonymousId"))
+ANONYMOUS_ID: Final = Path("anonymousId")
+USER_ID: Final = (*USER_ID_ONLY, ANONYMOUS_ID)
 EMAIL_ONLY: Final = _paths("traits.email", "context.traits.email", "properties.email")
 FIRST_NAME: Final = _paths(
     "traits.firstName", "traits.firstname", "traits.first_name",
@@ -68,6 +69,14 @@ IDENTIFY_EXCLUDED: Final = frozenset({
     "anonymousId", "avatar", "userId", "id", "ts", "overrideFields",
 })
 TRAIT_ROOTS: Final = _paths("traits", "context.traits")
+
+# Where each identify source path starts: (root object, key inside it), for the fast lookups
+# of core._TraitRoots.
+ROOT_AND_NAME: Final = {
+    p.text: (p.text.rsplit(".", 1)[0], p.segments[-1])
+    for row_paths in (*(r.sources for r in IDENTIFY_ROWS), FIRST_NAME, LAST_NAME)
+    for p in row_paths
+}
 
 # Order Completed -> Charged (CleverTapEcom): raw single paths, no fallbacks.
 CHARGED_ROWS: Final = (
