@@ -236,6 +236,24 @@ def _identity(value: Any, config: MapperConfig, where: str, trace: Trace | None)
                        "are strings: send the user id as text")
 
 
+def _set_root_identity(record: Record, user_id: Any, user_path: Path | None,
+                       config: MapperConfig, trace: Trace | None, what: str) -> None:
+    """objectId mapping off (s8.2, s10.5): ``identity`` is the generic userId lookup.
+
+    The reference sends a record without any identity when there is none; CleverTap refuses
+    it (523), so ctmap rejects the event in both modes (fix D3 in the default mode).
+    """
+    if user_id is None:
+        if trace is not None and not config.compat:
+            sent = "identity null" if what == "identify" else "the event without identity"
+            trace.add("fix", "identity", f"no id anywhere: rejected (the reference sends {sent}, "
+                      "which CleverTap refuses with 523)", fix="D3")
+        raise _no_identity(what)
+    record["identity"] = _identity(user_id, config, "identity", trace)
+    if trace is not None and user_path:
+        trace.add("mapped", "identity", f"identity <- {user_path.text}", source=user_path.text)
+
+
 def _no_identity(what: str) -> MappingError:
     return MappingError("missing_identity", f"the {what} has no userId or anonymousId, so "
                         "CleverTap cannot tell whose it is; add an id (or drop the event)")
@@ -441,14 +459,7 @@ def _identify(event: dict[str, Any], config: MapperConfig, trace: Trace | None) 
             raise _no_identity("identify")
     else:  # s8.2
         user_id, user_path = _first_usable(event, T.USER_ID)
-        if user_id is None:
-            if trace is not None and not config.compat:
-                trace.add("fix", "identity", "no id anywhere: rejected (the reference sends "
-                          "identity null, which CleverTap refuses with 523)", fix="D3")
-            raise _no_identity("identify")
-        record["identity"] = _identity(user_id, config, "identity", trace)
-        if trace is not None and user_path:
-            trace.add("mapped", "identity", f"identity <- {user_path.text}", source=user_path.text)
+        _set_root_identity(record, user_id, user_path, config, trace, "identify")
     return [record] if token is None else [record, token]
 
 
@@ -647,14 +658,7 @@ def _event(event: dict[str, Any], kind: str, config: MapperConfig,
         # The generic userId lookup is userIdOnly's paths, then anonymousId (spec s3).
         user_id, user_path = (uid, uid_path) if uid is not None else (
             (anonymous_id, T.ANONYMOUS_ID) if usable(anonymous_id) else (None, None))
-        if user_id is None:
-            if trace is not None and not config.compat:
-                trace.add("fix", "identity", "no id anywhere: rejected (the reference sends the "
-                          "event without identity, which CleverTap refuses with 523)", fix="D3")
-            raise _no_identity("event")
-        record["identity"] = _identity(user_id, config, "identity", trace)
-        if trace is not None and user_path:
-            trace.add("mapped", "identity", f"identity <- {user_path.text}", source=user_path.text)
+        _set_root_identity(record, user_id, user_path, config, trace, "event")
     return record
 
 
