@@ -478,6 +478,20 @@ class Checker:
     def __repr__(self) -> str:
         return f"Checker({self.level!r}, max_event_properties={self.max_event_properties})"
 
+    def verdict(self, findings: list[Finding]) -> tuple[str, str] | None:
+        """The (code, message) rejecting a record with these findings, or None if it goes.
+
+        Only ``strict`` rejects, on the first error finding (the message counts the rest);
+        every other finding is a warning.
+        """
+        if self.level != "strict":
+            return None
+        errors = [f for f in findings if f.severity == "error"]
+        if not errors:
+            return None
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return errors[0].code, errors[0].message + more
+
     def check(self, record: dict[str, Any]) -> list[Finding]:
         """Every finding for ``record`` (empty when clean, and always when the level is off)."""
         if self.level == "off":

@@ -225,8 +225,8 @@ def check_records(records: list[Record],
                   checker: Checker | None) -> tuple[list[tuple[int, Finding]], list[Outcome]]:
     """Pre-flight findings of each record, and the check rejections ``strict`` makes of them.
 
-    Mirrors the convert pipeline: under ``strict`` a record with error findings is rejected
-    (first error's code, with a count of the rest); ``warn`` only reports; ``off`` skips.
+    The same verdict as the convert pipeline (``Checker.verdict``): under ``strict`` a record
+    with error findings is rejected; ``warn`` only reports; ``off`` skips.
     """
     if checker is None or checker.level == "off":
         return [], []
@@ -235,10 +235,9 @@ def check_records(records: list[Record],
     for i, record in enumerate(records):
         found = checker.check(record)
         findings.extend((i, f) for f in found)
-        errors = [f for f in found if f.severity == "error"]
-        if checker.level == "strict" and errors:
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            rejections.append(Outcome("check", errors[0].code, errors[0].message + more))
+        verdict = checker.verdict(found)
+        if verdict is not None:
+            rejections.append(Outcome("check", *verdict))
     return findings, rejections
 
 

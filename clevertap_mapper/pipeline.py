@@ -96,7 +96,7 @@ class Stage:
                  checker: Checker | None = None) -> None:
         self.config = config
         self.summary = summary
-        self.strict = checker is not None and checker.level == "strict"
+        self.checker = checker
         self.check = checker.check if checker is not None and checker.level != "off" else None
 
     def event(self, event: Any, pos: Position | tuple[str, int, int | None],
@@ -124,7 +124,7 @@ class Stage:
 
     def checked(self, records: list[Record], pos: Position | tuple[str, int, int | None],
                 event: Any) -> tuple[list[Record], list[Rejection]]:
-        assert self.check is not None
+        assert self.check is not None and self.checker is not None
         kept: list[Record] = []
         rejected: list[Rejection] = []
         for record in records:
@@ -132,15 +132,13 @@ class Stage:
             if not findings:
                 kept.append(record)
                 continue
-            errors = [f for f in findings if f.severity == "error"] if self.strict else []
+            verdict = self.checker.verdict(findings)
             for f in findings:
-                if f not in errors:
+                if verdict is None or f.severity != "error":
                     self.summary.warnings[f.code] += 1
-            if errors:
-                first = errors[0]
-                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-                rejected.append(Rejection(_pos(pos), "check", first.code, first.message + more,
-                                          event=event, record=record))
+            if verdict is not None:
+                rejected.append(Rejection(_pos(pos), "check", *verdict, event=event,
+                                          record=record))
             else:
                 kept.append(record)
         return kept, rejected
