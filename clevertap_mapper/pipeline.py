@@ -6,8 +6,13 @@ its records and at most one open upload body per kind are held at a time.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import itertools
 import multiprocessing
+import os
 import signal
+import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -16,15 +21,18 @@ from typing import Any, Literal
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
-from clevertap_mapper.errors import MappingError
+from clevertap_mapper.errors import InputError, MappingError
 from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
 from clevertap_mapper.io.readers import (
+    BOM,
+    GZIP_MAGIC,
     RECORD_TYPES,
     STDIN,
     Item,
     expand_inputs,
     parse_error,
-    read_lines,
+    read_blocks,
+    split_lines,
     unwrap,
 )
 from clevertap_mapper.io.writers import BatchWriter, Output, RejectsWriter
@@ -172,7 +180,6 @@ def map_items(items: Iterable[Item], config: MapperConfig, summary: Summary,
 ProgressHook = Callable[[Summary], None]
 
 BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 1 MiB
-STDIN_BLOCK_BYTES = 1 << 16  # smaller for a pipe, so records flow while its writer still writes
 
 
 @dataclass(slots=True)
@@ -185,8 +192,10 @@ class ChunkResult:
 
     records: bytes | list[bytes]
     token_at: list[int]
-    rejects: list[bytes]
+    rejects: bytes  # NDJSON lines of the rejects file
     summary: Summary
+    # Set by a worker that wrote records and rejects to files instead (see _spill).
+    spilled: tuple[str, str] | None = None
 
 
 class ChunkConverter:
@@ -221,10 +230,7 @@ class ChunkConverter:
                 summary.rejected[rejection.code] += 1
                 rejects.append(dumps(rejection.as_dict()))
 
-        lines = block.split(b"\n")
-        if lines and not lines[-1]:
-            lines.pop()
-        for lineno, line in enumerate(lines, first_line):
+        for lineno, line in enumerate(split_lines(block), first_line):
             try:
                 value = loads(line, js_numbers=self.js_numbers)
             except (ValueError, RecursionError) as exc:
@@ -249,69 +255,127 @@ class ChunkConverter:
         encoded: bytes | list[bytes] = records
         if self.joined:
             encoded = b"\n".join(records) + b"\n" if records else b""
-        return ChunkResult(encoded, token_at, rejects, summary)
+        return ChunkResult(encoded, token_at, b"\n".join(rejects) + b"\n" if rejects else b"",
+                           summary)
 
 
-def read_blocks(inputs: list[str], block_bytes: int = BLOCK_BYTES,
-                ) -> Iterator[tuple[str, int, bytes]]:
-    """(source, first line number, whole lines) of about BLOCK_BYTES, input after input.
+Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a plain file
+Payload = bytes | Span
 
-    Built on ``read_lines`` so gzip, stdin, BOM and line numbers work as everywhere else; when
-    an input turns out corrupt, the complete lines before the damage are still yielded before
-    the InputError.
+
+def _blocks(inputs: list[str], block_bytes: int, spans: bool = False,
+            ) -> Iterator[tuple[str, int, Payload]]:
+    """(source, first line number, whole lines) of every input, in order; a block holds at
+    most about ``block_bytes`` (more only when one line is longer).
+
+    With ``spans``, a block of a plain (not gzipped) file is given as (path, offset, length)
+    for a worker to read itself, which spares the pipe to the worker the whole input.
     """
     for name in expand_inputs(inputs):
         source = "<stdin>" if name == STDIN else name
-        limit = min(STDIN_BLOCK_BYTES, block_bytes) if name == STDIN else block_bytes
-        lines: list[bytes] = []
-        first = size = 0
-        try:
-            for lineno, line in read_lines(name):
-                if not lines:
-                    first = lineno
-                whole = line if line.endswith(b"\n") else line + b"\n"
-                lines.append(whole)
-                size += len(whole)
-                if size >= limit:
-                    yield source, first, b"".join(lines)
-                    lines, size = [], 0
-        finally:
-            if lines:
-                yield source, first, b"".join(lines)
+        offset = _plain_file_start(name) if spans else None
+        for first, block in read_blocks(name):
+            start, lineno = 0, first
+            while start < len(block):  # cut a large read into blocks of whole lines
+                cut = block.find(b"\n", start + block_bytes) if len(block) > block_bytes else -1
+                end = len(block) if cut < 0 else cut + 1
+                piece = block if (start == 0 and end == len(block)) else block[start:end]
+                if offset is None:
+                    yield source, lineno, piece
+                else:
+                    yield source, lineno, (name, offset, len(piece))
+                    offset += len(piece)
+                lineno += piece.count(b"\n")
+                start = end
 
 
-_worker_convert: ChunkConverter | None = None
+def _plain_file_start(name: str) -> int | None:
+    """Where the lines of a plain regular file start (after a BOM); None for gzip or a pipe."""
+    if name == STDIN or not os.path.isfile(name):
+        return None
+    with open(name, "rb") as f:
+        head = f.read(3)
+    if head[:2] == GZIP_MAGIC:
+        return None
+    return len(BOM) if head == BOM else 0
 
 
-def _init_worker(converter: ChunkConverter) -> None:
-    global _worker_convert
+def _payload_bytes(payload: Payload) -> bytes:
+    if type(payload) is bytes:
+        return payload
+    path, offset, length = payload
+    with open(path, "rb", buffering=0) as f:
+        return os.pread(f.fileno(), length, offset)
+
+
+_worker: tuple[ChunkConverter, str | None] | None = None
+
+
+def _init_worker(converter: ChunkConverter, spill_dir: str | None) -> None:
+    global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _worker_convert = converter
+    _die_with_parent()
+    _worker = (converter, spill_dir)
 
 
-def _work(source: str, first_line: int, block: bytes) -> ChunkResult:
-    assert _worker_convert is not None
-    return _worker_convert(source, first_line, block)
+def _die_with_parent() -> None:
+    """Ask Linux to end this worker when its parent dies, even by SIGKILL (a forked worker
+    holds the pool's pipes open itself, so it would never see them close)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the pool's own shutdown still ends workers on every normal exit
 
 
-def _in_workers(blocks: Iterator[tuple[str, int, bytes]], converter: ChunkConverter,
-                workers: int) -> Iterator[ChunkResult]:
+def _work(source: str, first_line: int, payload: Payload) -> ChunkResult:
+    assert _worker is not None
+    converter, spill_dir = _worker
+    result = converter(source, first_line, _payload_bytes(payload))
+    if spill_dir is not None and type(result.records) is bytes:
+        result = _spill(result, spill_dir)
+    return result
+
+
+_spill_count = itertools.count()
+
+
+def _spill(result: ChunkResult, spill_dir: str) -> ChunkResult:
+    """Write a block's output to two files and return their names instead of the bytes.
+
+    Sending the output back through the pool's pipe costs the parent process a copy and an
+    unpickling of every byte; from a file the parent passes it to its output with sendfile,
+    leaving its core to the workers.
+    """
+    stem = os.path.join(spill_dir, f"{os.getpid()}-{next(_spill_count)}")
+    for suffix, data in ((".records", result.records), (".rejects", result.rejects)):
+        with open(stem + suffix, "wb") as f:
+            f.write(data)  # type: ignore[arg-type]
+    return ChunkResult(b"", [], b"", result.summary, (stem + ".records", stem + ".rejects"))
+
+
+def _in_workers(blocks: Iterator[tuple[str, int, Payload]], converter: ChunkConverter,
+                workers: int, spill_dir: str | None) -> Iterator[ChunkResult]:
     """Blocks converted by ``workers`` processes, yielded in input order.
 
     At most ``3 * workers`` blocks are in flight, so memory does not grow with the input. If
     reading fails, what was read before is still converted and yielded, then the error raised.
     """
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker, initargs=(converter,)) as pool:
+    with context.Pool(workers, initializer=_init_worker,
+                      initargs=(converter, spill_dir)) as pool:
         pending: deque[AsyncResult[ChunkResult]] = deque()
         try:
             for block in blocks:
                 pending.append(pool.apply_async(_work, block))
                 if len(pending) >= 3 * workers:
                     yield pending.popleft().get()
-        finally:
-            while pending:
+        except InputError:
+            while pending:  # what was read before the damage still goes out
                 yield pending.popleft().get()
+            raise
+        while pending:
+            yield pending.popleft().get()
 
 
 def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
@@ -328,27 +392,39 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
     summary = Summary()
     writer = BatchWriter(out) if (out is not None and fmt == "batches") else None
     converter = ChunkConverter(config, checker, fmt)
-    blocks = read_blocks(inputs, block_bytes)
-    if workers > 1:
-        results: Iterator[ChunkResult] = _in_workers(blocks, converter, workers)
-    else:
-        results = (converter(*block) for block in blocks)
-    try:
-        for result in results:
-            summary.merge(result.summary)
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            spill_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ctmap-"))
+            results: Iterator[ChunkResult] = _in_workers(
+                _blocks(inputs, block_bytes, spans=True), converter, workers,
+                spill_dir if writer is None else None)
+        else:
+            results = (converter(source, first, block)  # type: ignore[arg-type]
+                       for source, first, block in _blocks(inputs, block_bytes))
+        try:
+            for result in results:
+                summary.merge(result.summary)
+                if result.spilled is not None:
+                    records_file, rejects_file = result.spilled
+                    if out is not None:
+                        out.write_file(records_file)
+                    if rejects is not None:
+                        rejects.write_file(rejects_file, result.summary.rejected_total)
+                    os.unlink(records_file)
+                    os.unlink(rejects_file)
+                    continue
+                if writer is not None:
+                    tokens = set(result.token_at)
+                    for i, encoded in enumerate(result.records):
+                        writer.add(encoded, i in tokens)  # type: ignore[arg-type]
+                elif out is not None and result.records:
+                    out.write(result.records)  # type: ignore[arg-type]
+                if rejects is not None and result.rejects:
+                    rejects.write_lines(result.rejects, result.summary.rejected_total)
+                if progress is not None:
+                    progress(summary)
+        finally:
             if writer is not None:
-                tokens = set(result.token_at)
-                for i, encoded in enumerate(result.records):
-                    writer.add(encoded, i in tokens)  # type: ignore[arg-type]
-            elif out is not None and result.records:
-                out.write(result.records)  # type: ignore[arg-type]
-            if rejects is not None:
-                for line in result.rejects:
-                    rejects.write_encoded(line)
-            if progress is not None:
-                progress(summary)
-    finally:
-        if writer is not None:
-            writer.close()
-            summary.bodies = writer.bodies
+                writer.close()
+                summary.bodies = writer.bodies
     return summary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import signal
+import os
 import sys
 import traceback
 from typing import Any
@@ -29,8 +29,11 @@ class CtmapGroup(click.Group):
             click.echo("ctmap: interrupted", err=True)
             ctx.exit(ExitCode.INTERRUPTED)
         except BrokenPipeError:
-            # The reader of our stdout went away (`ctmap convert ... | head`): stop quietly.
-            sys.stderr.close()
+            # The reader of our stdout went away (`ctmap convert ... | head`): stop quietly,
+            # after the with-blocks on the way here stopped workers and removed temp files.
+            # stdout now points at /dev/null so the interpreter's last flush cannot fail.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(ExitCode.OK)
         except (ConfigError, InputError, CtmapError) as exc:
             if show_traceback:
@@ -73,6 +76,4 @@ ctmap.add_command(validate)
 
 def main() -> None:
     """Console-script entry point."""
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends us quietly, like cat
     ctmap(prog_name="ctmap")

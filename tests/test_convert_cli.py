@@ -212,3 +212,37 @@ def test_subprocess_streams_records_while_stdin_is_open(tmp_path: Path) -> None:
     feeder.join(10)
     assert proc.wait(timeout=60) == 0
     assert 1 + rest.count(b"\n") == 2000
+
+
+def test_workers_keep_lines_read_before_a_corrupt_gzip(tmp_path: Path) -> None:
+    data = gzip.compress(b"".join(json.dumps(EVENTS[1]).encode() + b"\n" for _ in range(5000)))
+    src = tmp_path / "cut.ndjson.gz"
+    src.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o.ndjson"
+    one = run("convert", str(src), "-o", str(out))
+    single = (tmp_path / "o.ndjson.partial").read_bytes()
+    two = run("convert", str(src), "-o", str(out), "--workers", "2")
+    assert one.exit_code == two.exit_code == 1
+    assert (tmp_path / "o.ndjson.partial").read_bytes() == single
+    assert single.count(b"\n") > 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_closed_pipe_ends_quietly_without_leftovers(tmp_path: Path, workers: str) -> None:
+    """`ctmap convert ... | head -1`: no traceback, no stray worker, no temp files."""
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]] * 50000)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import main; main()", "convert", str(src), "-o",
+         "-", "--rejects", str(tmp_path / "r.ndjson"), "--workers", workers],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        cwd=Path(__file__).resolve().parent.parent)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["evtName"] == "Played"
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert b"Traceback" not in proc.stderr.read()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("ctmap-")]
+    ps = subprocess.run(["ps", "-eo", "args"], check=True, capture_output=True, text=True).stdout
+    assert str(src) not in ps

@@ -8,12 +8,11 @@ file that cannot be read at all (missing, corrupt gzip) stops the run, with Inpu
 
 from __future__ import annotations
 
-import gzip
 import os
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.model import (
@@ -49,42 +48,129 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return out
 
 
-def _open(name: str) -> IO[bytes]:
+READ_BYTES: Final = 1 << 20  # one read of a file; also the most one gzip inflate step yields
+
+
+def _raw_chunks(name: str) -> Iterator[bytes]:
+    """The bytes of a file as they are read, or of stdin as soon as they arrive."""
     if name == STDIN:
-        raw: IO[bytes] = sys.stdin.buffer
-    else:
-        try:
-            raw = open(name, "rb")  # noqa: SIM115 - closed by read_lines
-        except FileNotFoundError:
-            raise InputError(f"{name}: no such file; check the path", source=name) from None
-        except IsADirectoryError:
-            raise InputError(f"{name}: is a directory", source=name) from None
-        except OSError as exc:
-            raise InputError(f"{name}: cannot open ({exc.strerror})", source=name) from None
-    peek = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if peek == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+        stream = sys.stdin.buffer
+        read = stream.read1 if hasattr(stream, "read1") else stream.read
+        while chunk := read(READ_BYTES):
+            yield chunk
+        return
+    try:
+        f = open(name, "rb", buffering=0)  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file; check the path", source=name) from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory", source=name) from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot open ({exc.strerror})", source=name) from None
+    with f:
+        while chunk := f.read(READ_BYTES):
+            yield chunk
+
+
+class TruncatedInput(Exception):
+    """The compressed stream ended early or is corrupt."""
+
+
+def _decoded_chunks(name: str) -> Iterator[bytes]:
+    """The input's bytes, gunzipped when they start with gzip's magic number (any file name)."""
+    chunks = _raw_chunks(name)
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= 2:
+            break
+    if head[:2] != GZIP_MAGIC:
+        if head:
+            yield head
+        yield from chunks
+        return
+    inflate = zlib.decompressobj(wbits=31)
+    pending = head
+    while True:
+        while pending:
+            try:
+                out = inflate.decompress(pending, READ_BYTES)
+            except zlib.error as exc:
+                raise TruncatedInput(str(exc)) from None
+            if out:
+                yield out
+            if inflate.eof:
+                pending = inflate.unused_data
+                if pending.strip(b"\0"):  # another gzip member follows (concatenated .gz)
+                    inflate = zlib.decompressobj(wbits=31)
+                else:
+                    pending = b""
+            else:
+                pending = inflate.unconsumed_tail
+        more = next(chunks, None)
+        if more is None:
+            break
+        pending = more
+    if not inflate.eof:
+        raise TruncatedInput("the compressed stream ends before its end marker")
+
+
+def read_blocks(name: str) -> Iterator[tuple[int, bytes]]:
+    """(line number of the first line, whole lines) of an input, a read at a time.
+
+    Blocks end at a newline (the last may lack one). A file is read 1 MiB at a time; stdin is
+    passed on as soon as a line is complete, so records flow while its writer still writes.
+    A UTF-8 BOM at the start is dropped. When gzip data turns out truncated or corrupt, the
+    complete lines before the damage are yielded, then InputError names the file and line.
+    """
+    lineno = 1
+    partial = b""
+    first = True
+    try:
+        for chunk in _decoded_chunks(name):
+            data = chunk
+            if first:
+                if len(partial + data) < len(BOM) and BOM.startswith(partial + data):
+                    partial += data  # a BOM split across reads: wait for more
+                    continue
+                first = False
+                data = partial + data
+                partial = b""
+                if data.startswith(BOM):
+                    data = data[len(BOM):]
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                partial += data
+                continue
+            block = partial + data[:cut + 1] if partial else data[:cut + 1]
+            partial = data[cut + 1:]
+            yield lineno, block
+            lineno += block.count(b"\n")
+        if partial:
+            yield lineno, partial
+    except TruncatedInput as exc:
+        raise InputError(
+            f"{name}: the gzip data is truncated or corrupt after line {lineno - 1} ({exc}); "
+            "the lines before it were read. Re-copy or re-download the file", source=name,
+            line=lineno) from None
+    except OSError as exc:
+        raise InputError(f"{name}: read error after line {lineno - 1} ({exc})", source=name,
+                         line=lineno) from None
+
+
+def split_lines(block: bytes) -> list[bytes]:
+    """The lines of a block, without their newlines."""
+    lines = block.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def read_lines(name: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line bytes) of a file, gzip or not (sniffed), or of stdin (``-``)."""
-    stream = _open(name)
-    lineno = 0
-    try:
-        for lineno, raw in enumerate(stream, 1):
-            yield lineno, raw[3:] if lineno == 1 and raw.startswith(BOM) else raw
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputError(
-            f"{name}: the gzip data is truncated or corrupt after line {lineno} ({exc}); "
-            "the lines before it were read. Re-copy or re-download the file", source=name,
-            line=lineno + 1) from None
-    except OSError as exc:
-        raise InputError(f"{name}: read error after line {lineno} ({exc})", source=name,
-                         line=lineno + 1) from None
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+    """(1-based line number, line bytes without the newline) of a file, gzip or not (sniffed),
+    or of stdin (``-``)."""
+    for first, block in read_blocks(name):
+        yield from enumerate(split_lines(block), first)
 
 
 def _raw_text(line: bytes) -> str:

@@ -7,7 +7,9 @@ or killed run never leaves a file that looks complete (and could be uploaded twi
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from typing import IO, Any, Final
@@ -35,6 +37,27 @@ class Output:
             os.makedirs(directory, exist_ok=True)
             self.stream = open(self._tmp, "wb", buffering=1 << 20)  # noqa: SIM115
         self.write = self.stream.write
+
+    def write_file(self, path: str) -> None:
+        """Append the contents of file ``path`` (the kernel copies: sendfile where it can)."""
+        with open(path, "rb") as src:
+            size = os.fstat(src.fileno()).st_size
+            if not size:
+                return
+            self.stream.flush()
+            try:
+                sent = 0
+                while sent < size:
+                    n = os.sendfile(self.stream.fileno(), src.fileno(), sent, size - sent)
+                    if n == 0:
+                        break
+                    sent += n
+                if sent == size:
+                    return
+                src.seek(sent)
+            except (OSError, AttributeError, io.UnsupportedOperation):
+                src.seek(0)  # nothing was sent: sendfile either works or fails at once
+            shutil.copyfileobj(src, self.stream)
 
     def commit(self) -> None:
         """Finish: flush, and move the file into place."""
@@ -119,8 +142,17 @@ class RejectsWriter:
 
     def write_encoded(self, line: bytes) -> None:
         """Write one rejection already encoded as JSON (no newline)."""
-        self._out.write(line + b"\n")
-        self.count += 1
+        self.write_lines(line + b"\n", 1)
+
+    def write_file(self, path: str, count: int) -> None:
+        """Append ``count`` rejections from an NDJSON file."""
+        self._out.write_file(path)
+        self.count += count
+
+    def write_lines(self, lines: bytes, count: int) -> None:
+        """Write ``count`` rejections already encoded as NDJSON lines."""
+        self._out.write(lines)
+        self.count += count
 
     def commit(self) -> None:
         self._out.commit()
