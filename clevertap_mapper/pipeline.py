@@ -228,7 +228,7 @@ class ChunkConverter:
                 records.append(dumps(record))
             for rejection in rejections:
                 summary.rejected[rejection.code] += 1
-                rejects.append(dumps(rejection.as_dict()))
+                rejects.append(rejection.encode())
 
         for lineno, line in enumerate(split_lines(block), first_line):
             try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from clevertap_mapper.jsonutil import dumps
+
 Stage = Literal["read", "map", "check", "upload"]
 
 RAW_TEXT_LIMIT = 2000  # characters of an unreadable line kept in the rejects file
@@ -51,6 +53,17 @@ class Rejection:
     raw: str | None = None
     record: Any = None
     clevertap: dict[str, Any] | None = None
+    encoded: bytes | None = None  # set by compact(): the rejects-file line, without newline
+
+    def encode(self) -> bytes:
+        """The rejects-file line (JSON, no newline)."""
+        return self.encoded if self.encoded is not None else dumps(self.as_dict())
+
+    def compact(self) -> Rejection:
+        """This rejection holding only its encoded line, so the event can leave memory while
+        the rejection waits to be written (upload writes it when its body is acknowledged)."""
+        return Rejection(self.pos, self.stage, self.code, self.message,
+                         clevertap=self.clevertap, encoded=self.encode())
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.pos.source, "line": self.pos.line}

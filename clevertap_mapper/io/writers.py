@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import IO, Any, Final
 
 from clevertap_mapper.io.model import Rejection
-from clevertap_mapper.jsonutil import dumps
 
 MAX_BATCH_RECORDS: Final = 1000  # CleverTap: 1000 event/profile records per /1/upload call
 MAX_TOKEN_BATCH_RECORDS: Final = 100  # CleverTap: 100 device-token records per call
@@ -138,7 +137,7 @@ class RejectsWriter:
         self._out = Output(name)
 
     def write(self, rejection: Rejection) -> None:
-        self.write_encoded(dumps(rejection.as_dict()))
+        self.write_encoded(rejection.encode())
 
     def write_encoded(self, line: bytes) -> None:
         """Write one rejection already encoded as JSON (no newline)."""

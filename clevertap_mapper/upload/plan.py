@@ -104,7 +104,7 @@ def _records(results: Iterator[Mapped | Rejection], summary: Summary | None,
                             "a record in this upload body is not a JSON object; fix the line, "
                             "or leave it in the rejects file", record=record)
                         summary.rejected[rejection.code] += 1
-                        rejections.append(rejection)
+                        rejections.append(rejection.compact())
                     continue
                 if summary is not None:
                     summary.records[str(record.get("type"))] += 1
@@ -113,4 +113,4 @@ def _records(results: Iterator[Mapped | Rejection], summary: Summary | None,
                     yield record
         elif summary is not None and isinstance(result, Rejection):
             summary.rejected[result.code] += 1
-            rejections.append(result)
+            rejections.append(result.compact())

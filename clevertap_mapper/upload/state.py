@@ -39,7 +39,6 @@ import orjson
 from clevertap_mapper.errors import ConfigError
 from clevertap_mapper.io.model import Position, Rejection
 from clevertap_mapper.io.readers import STDIN, expand_inputs
-from clevertap_mapper.jsonutil import dumps
 
 STATE_FORMAT: Final = "ctmap-upload-state"
 STATE_VERSION: Final = 1
@@ -310,7 +309,7 @@ class RejectsJournal:
         """Append and make durable (before the checkpoint that says they were written)."""
         if not rejections:
             return
-        self._out.write(b"".join(dumps(r.as_dict()) + b"\n" for r in rejections))
+        self._out.write(b"".join(r.encode() + b"\n" for r in rejections))
         self._out.flush()
         os.fsync(self._out.fileno())
         self.count += len(rejections)
