@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import orjson
+
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import ConfigError, FatalUploadError, InputError
@@ -190,8 +192,17 @@ class _Job:
     @classmethod
     def of(cls, body: Body, pending: list[int] | None) -> _Job:
         indices = set(range(len(body.records))) if pending is None else set(pending)
+        encoded = [dumps(r) for r in body.records]
+        # The encoded form is what is sent; the dicts are needed again only for the rare record
+        # CleverTap refuses (record()), so they leave memory now: a body in flight halves.
+        body.records.clear()
         # A body the checkpoint knows in part had its read/map rejections written already.
-        return cls(body, [dumps(r) for r in body.records], indices, stream_due=pending is None)
+        return cls(body, encoded, indices, stream_due=pending is None)
+
+    def record(self, index: int) -> dict[str, Any]:
+        """Record ``index`` of the body, decoded from what was sent."""
+        record: dict[str, Any] = orjson.loads(self.encoded[index])
+        return record
 
     @property
     def progressed(self) -> bool:
@@ -521,15 +532,14 @@ class Uploader:
                entry: Unprocessed) -> int | None:
         """Which slot of the chunk an ``unprocessed[]`` entry is about: the 1-based record
         number CleverTap gives, checked against the echoed record; else the echoed record."""
-        records = job.body.records
         n = entry.number
         by_number = n - 1 if n is not None and 1 <= n <= len(indices) else None
         if by_number in open_slots and (entry.record is None
-                                        or entry.record == records[indices[by_number]]):
+                                        or entry.record == job.record(indices[by_number])):
             return by_number
         if entry.record is not None:
             for slot in sorted(open_slots):
-                if records[indices[slot]] == entry.record:
+                if job.record(indices[slot]) == entry.record:
                     return slot
         return by_number if by_number in open_slots else None
 
@@ -541,7 +551,7 @@ class Uploader:
         job.rejections.append(Rejection(
             job.body.positions[index], "upload", REJECTED_CODE,
             f"CleverTap rejected the record (code {code}: {why}); fix the event and upload "
-            "it again", record=job.body.records[index],
+            "it again", record=job.record(index),
             clevertap={"code": code, "error": error}))
 
     def _commit(self, job: _Job, *, final: bool) -> None:
