@@ -246,3 +246,16 @@ def test_closed_pipe_ends_quietly_without_leftovers(tmp_path: Path, workers: str
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("ctmap-")]
     ps = subprocess.run(["ps", "-eo", "args"], check=True, capture_output=True, text=True).stdout
     assert str(src) not in ps
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_gz_output_is_compressed_and_identical(tmp_path: Path, workers: str) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", EVENTS * 3)
+    plain, packed = tmp_path / "o.ndjson", tmp_path / "o.ndjson.gz"
+    run("convert", str(src), "-o", str(plain), "--rejects", str(tmp_path / "r1.ndjson"))
+    run("convert", str(src), "-o", str(packed), "--rejects", str(tmp_path / "r2.ndjson.gz"),
+        "--workers", workers)
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
+    assert gzip.decompress((tmp_path / "r2.ndjson.gz").read_bytes()) == \
+        (tmp_path / "r1.ndjson").read_bytes()

@@ -7,7 +7,8 @@ or killed run never leaves a file that looks complete (and could be uploaded twi
 from __future__ import annotations
 
 import contextlib
-import io
+import errno
+import gzip
 import os
 import shutil
 import sys
@@ -23,18 +24,29 @@ Record = dict[str, Any]
 
 
 class Output:
-    """A byte sink: stdout for ``-``, else a file written via ``.partial`` and renamed on commit."""
+    """A byte sink: stdout for ``-``, else a file written via ``.partial`` and renamed on commit.
+
+    A name ending in ``.gz`` is written gzip-compressed.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.is_stdout = name == "-"
         self._tmp = f"{name}.partial"
+        self._file: IO[bytes] | None = None
+        self._sendfile = True  # the stream is the file's own bytes, so the kernel may copy
         if self.is_stdout:
             self.stream: IO[bytes] = sys.stdout.buffer
         else:
             directory = os.path.dirname(os.path.abspath(name))
             os.makedirs(directory, exist_ok=True)
             self.stream = open(self._tmp, "wb", buffering=1 << 20)  # noqa: SIM115
+            if name.endswith(".gz"):
+                self._file = self.stream
+                self.stream = gzip.GzipFile(  # type: ignore[assignment]
+                    filename=os.path.basename(name[:-3]), fileobj=self._file, mode="wb",
+                    compresslevel=6, mtime=0)
+                self._sendfile = False
         self.write = self.stream.write
 
     def write_file(self, path: str) -> None:
@@ -44,25 +56,32 @@ class Output:
             if not size:
                 return
             self.stream.flush()
-            try:
-                sent = 0
-                while sent < size:
-                    n = os.sendfile(self.stream.fileno(), src.fileno(), sent, size - sent)
-                    if n == 0:
-                        break
-                    sent += n
-                if sent == size:
-                    return
+            sent = 0
+            if self._sendfile:
+                try:
+                    while sent < size:
+                        n = os.sendfile(self.stream.fileno(), src.fileno(), sent, size - sent)
+                        if n == 0:
+                            break
+                        sent += n
+                except OSError as exc:
+                    if exc.errno not in _NO_SENDFILE:
+                        raise
+                    self._sendfile = False
+            if sent < size:
                 src.seek(sent)
-            except (OSError, AttributeError, io.UnsupportedOperation):
-                src.seek(0)  # nothing was sent: sendfile either works or fails at once
-            shutil.copyfileobj(src, self.stream)
+                shutil.copyfileobj(src, self.stream)
+
+    def _close(self) -> None:
+        self.stream.close()
+        if self._file is not None:
+            self._file.close()
 
     def commit(self) -> None:
         """Finish: flush, and move the file into place."""
         self.stream.flush()
         if not self.is_stdout:
-            self.stream.close()
+            self._close()
             os.replace(self._tmp, self.name)
 
     def abort(self) -> str | None:
@@ -71,8 +90,12 @@ class Output:
             self.stream.flush()
         if self.is_stdout:
             return None
-        self.stream.close()
+        self._close()
         return self._tmp
+
+
+# sendfile() cannot write to this kind of output: copy through Python instead.
+_NO_SENDFILE: Final = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF})
 
 
 def batches(records: Iterator[Record], max_records: int = MAX_BATCH_RECORDS,
