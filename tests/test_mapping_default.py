@@ -3,6 +3,7 @@ each beside what --compat rudderstack sends for the same event."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -191,3 +192,16 @@ def test_fixes_are_named_in_the_trace() -> None:
     compat_trace = Trace()
     map_event(track(userId=5, properties={"ts": "1468308340"}), COMPAT, compat_trace)
     assert compat_trace.fixes == []
+
+
+def test_mapping_never_changes_the_input_event() -> None:
+    big = 2**60 + 1
+    event = {"type": "track", "userId": "u1", "event": "Order Completed",
+             "properties": {"products": [{"id": big}], "n": big,
+                            "category-unsubscribe": {"ids": [big]}}}
+    snapshot = json.dumps(event)
+    for config in (DEFAULT, COMPAT):
+        map_event(event, config)
+        assert json.dumps(event) == snapshot
+    assert map_event(event, COMPAT)[0]["evtData"]["Items"] == [{"id": 1152921504606847000}]
+    assert map_event(event, DEFAULT)[0]["evtData"]["Items"] == [{"id": big}]

@@ -84,7 +84,7 @@ def map_event(event: Any, config: MapperConfig, trace: Trace | None = None) -> l
                            "alias are")
     if config.compat:
         # The reference holds every number as a JS double: integers past 2**53 lose digits.
-        js_numbers(records)
+        records = js_numbers(records)
     return records
 
 

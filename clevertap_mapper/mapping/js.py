@@ -113,21 +113,37 @@ def number_to_string(x: float | int) -> str:
 
 
 def js_numbers(v: Any) -> Any:
-    """``v`` with every integer beyond 2**53 rounded to the double JS would hold (in place)."""
+    """``v`` with every integer beyond 2**53 rounded to the double JS would hold.
+
+    Copy-on-write: ``v`` itself is never changed (records share nested values with the event
+    they came from); a container is copied only when something inside it changes.
+    """
     t = type(v)
     if t is int:
         # int(JS's text of the double): the integer JSON.stringify would print
         return v if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT else int(number_to_string(float(v)))
     if t is dict:
+        changed: dict[str, Any] | None = None
         for k, x in v.items():
             tx = type(x)
             if tx is int or tx is dict or tx is list:
-                v[k] = js_numbers(x)
-    elif t is list:
+                y = js_numbers(x)
+                if y is not x:
+                    if changed is None:
+                        changed = dict(v)
+                    changed[k] = y
+        return v if changed is None else changed
+    if t is list:
+        items: list[Any] | None = None
         for i, x in enumerate(v):
             tx = type(x)
             if tx is int or tx is dict or tx is list:
-                v[i] = js_numbers(x)
+                y = js_numbers(x)
+                if y is not x:
+                    if items is None:
+                        items = list(v)
+                    items[i] = y
+        return v if items is None else items
     return v
 
 
