@@ -7,6 +7,7 @@ import os
 import click
 
 from clevertap_mapper.errors import InputError
+from clevertap_mapper.io.readers import expand_inputs
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import Format, run_convert
 from cli.dryrun import dry_run as run_dry
@@ -74,10 +75,12 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
         ctx.exit(run_dry(list(inputs), settings, lines=lines, types=types,
                          event_names=event_names, limit=limit, as_json=as_json,
                          console=console))
-    if any(x != "-" and os.path.abspath(x) == os.path.abspath(output) for x in inputs):
-        raise click.UsageError(f"output {output} is also an input; choose another -o")
     out_format: Format = pick(ctx, "fmt", settings.file, "format")
     rejects_name = rejects or default_rejects_path(output)
+    read = {os.path.abspath(x) for x in expand_inputs(inputs) if x != "-"}
+    for option, name in (("-o", output), ("--rejects", rejects_name)):
+        if name != "-" and os.path.abspath(name) in read:
+            raise click.UsageError(f"{name} is also an input; choose another {option}")
     out = Output(output)
     rejects_writer = RejectsWriter(rejects_name)
     try:

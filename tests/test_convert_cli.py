@@ -259,3 +259,16 @@ def test_gz_output_is_compressed_and_identical(tmp_path: Path, workers: str) -> 
     assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
     assert gzip.decompress((tmp_path / "r2.ndjson.gz").read_bytes()) == \
         (tmp_path / "r1.ndjson").read_bytes()
+
+
+def test_output_inside_an_input_directory_is_not_read_back(tmp_path: Path) -> None:
+    data = tmp_path / "dump"
+    data.mkdir()
+    write_ndjson(data / "a.ndjson", [EVENTS[1]] * 3)
+    (data / "old.ndjson.partial").write_text(json.dumps(EVENTS[1]) + "\n")
+    result = run("convert", str(data), "-o", str(data / "records.ndjson"))
+    assert result.exit_code == 0, result.output
+    assert len(read_lines(data / "records.ndjson")) == 3
+    assert run("convert", str(data), "-o", str(data / "a.ndjson")).exit_code == 2
+    assert run("convert", str(data), "-o", str(tmp_path / "x.ndjson"), "--rejects",
+               str(data / "a.ndjson")).exit_code == 2

@@ -34,14 +34,19 @@ Item = SourceEvent | SourceRecords | Rejection
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Files as given, directories read recursively in name order (hidden files skipped)."""
+    """Files as given, directories read recursively in name order.
+
+    Inside a directory, hidden files and ``*.partial`` files (ctmap's outputs while they are
+    being written, or left by a run that did not finish) are skipped.
+    """
     out: list[str] = []
     for name in inputs:
         if name != STDIN and os.path.isdir(name):
             found: list[str] = []
             for root, dirs, files in os.walk(name):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
+                found.extend(os.path.join(root, f) for f in files
+                             if not f.startswith(".") and not f.endswith(".partial"))
             out.extend(sorted(found))
         else:
             out.append(name)
