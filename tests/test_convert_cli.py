@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -272,3 +273,13 @@ def test_output_inside_an_input_directory_is_not_read_back(tmp_path: Path) -> No
     assert run("convert", str(data), "-o", str(data / "a.ndjson")).exit_code == 2
     assert run("convert", str(data), "-o", str(tmp_path / "x.ndjson"), "--rejects",
                str(data / "a.ndjson")).exit_code == 2
+
+
+def test_dev_null_output_is_written_in_place_not_replaced(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]])
+    before = os.stat("/dev/null")
+    result = run("convert", str(src), "-o", "/dev/null", "--rejects", str(tmp_path / "r.nd"))
+    assert result.exit_code == 0, result.output
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    assert not os.path.exists("/dev/null.partial")

@@ -32,11 +32,16 @@ class Output:
     def __init__(self, name: str) -> None:
         self.name = name
         self.is_stdout = name == "-"
+        # /dev/null, a named pipe, /dev/stdout: written in place, never renamed over.
+        self.is_special = not self.is_stdout and os.path.exists(name) and \
+            not os.path.isfile(name)
         self._tmp = f"{name}.partial"
         self._file: IO[bytes] | None = None
         self._sendfile = True  # the stream is the file's own bytes, so the kernel may copy
         if self.is_stdout:
             self.stream: IO[bytes] = sys.stdout.buffer
+        elif self.is_special:
+            self.stream = open(name, "wb")  # noqa: SIM115 - closed by commit/abort
         else:
             directory = os.path.dirname(os.path.abspath(name))
             os.makedirs(directory, exist_ok=True)
@@ -82,7 +87,8 @@ class Output:
         self.stream.flush()
         if not self.is_stdout:
             self._close()
-            os.replace(self._tmp, self.name)
+            if not self.is_special:
+                os.replace(self._tmp, self.name)
 
     def abort(self) -> str | None:
         """Stop without committing; returns the name of the partial file left behind."""
@@ -91,7 +97,7 @@ class Output:
         if self.is_stdout:
             return None
         self._close()
-        return self._tmp
+        return None if self.is_special else self._tmp
 
 
 # sendfile() cannot write to this kind of output: copy through Python instead.
