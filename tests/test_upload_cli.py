@@ -321,3 +321,10 @@ def test_quiet_still_says_why_it_failed(clean: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("ctmap: error: CleverTap refused the request with HTTP 401")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_rejects_to_dev_null(ct: FakeCleverTap, events: Path) -> None:
+    """A device takes the rejects as they come (fsync does not apply to it)."""
+    result = run(events, "--region", "none", "--endpoint", ct.url, "--rejects", "/dev/null")
+    assert result.exit_code == 3, result.output
+    assert len(ct.accepted) == 1500

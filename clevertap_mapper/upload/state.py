@@ -27,6 +27,7 @@ complete state, so at most the bodies in flight are sent again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections import Counter
@@ -311,7 +312,11 @@ class RejectsJournal:
             return
         self._out.write(b"".join(r.encode() + b"\n" for r in rejections))
         self._out.flush()
-        os.fsync(self._out.fileno())
+        try:
+            os.fsync(self._out.fileno())
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EROFS):
+                raise  # EINVAL/EROFS: /dev/null or a pipe, which has nothing to make durable
         self.count += len(rejections)
 
     def close(self) -> None:
