@@ -88,12 +88,14 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
             summary = run_convert(list(inputs), settings.mapper, out, rejects_writer,
                                   fmt=out_format,
                                   checker=settings.checker, progress=hook, workers=workers)
-    except InputError:
+    except (InputError, KeyboardInterrupt) as exc:
+        # Keep what was done, under a name that cannot be mistaken for a finished output.
         partial = out.abort()
         rejects_writer.commit()
         if partial:
-            console.print(f"ctmap: {partial} holds what was converted before the error; it "
-                          "was not renamed to the output name", style="yellow")
+            why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the error"
+            console.print(f"ctmap: {partial} holds what was converted before {why}; it was "
+                          "not renamed to the output name", style="yellow")
         raise
     out.commit()
     rejects_writer.commit()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +285,20 @@ def test_dev_null_output_is_written_in_place_not_replaced(tmp_path: Path) -> Non
     after = os.stat("/dev/null")
     assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
     assert not os.path.exists("/dev/null.partial")
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_leaves_only_a_partial_file(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]] * 300_000)
+    out = tmp_path / "o.ndjson"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import main; main()", "convert", str(src), "-o",
+         str(out)], stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
+    partial = tmp_path / "o.ndjson.partial"
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert proc.stderr is not None and b"interrupted" in proc.stderr.read()
+    assert partial.exists() and not out.exists()
