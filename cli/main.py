@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from typing import Any
@@ -74,6 +75,11 @@ ctmap.add_command(upload)
 ctmap.add_command(validate)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (cron timeouts, kill) unwinds like Ctrl-C: exit 130
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     ctmap(prog_name="ctmap")

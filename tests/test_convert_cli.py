@@ -288,17 +288,22 @@ def test_dev_null_output_is_written_in_place_not_replaced(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130_and_leaves_only_a_partial_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_exits_130_and_leaves_only_a_partial_file(tmp_path: Path, signum: int,
+                                                         workers: str) -> None:
     src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]] * 300_000)
     out = tmp_path / "o.ndjson"
     proc = subprocess.Popen(
         [sys.executable, "-c", "from cli.main import main; main()", "convert", str(src), "-o",
-         str(out)], stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
+         str(out), "--workers", workers], stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=Path(__file__).resolve().parent.parent)
     partial = tmp_path / "o.ndjson.partial"
     deadline = time.monotonic() + 60
     while not (partial.exists() and partial.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     assert proc.wait(timeout=60) == 130
     assert proc.stderr is not None and b"interrupted" in proc.stderr.read()
     assert partial.exists() and not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("ctmap-")]  # spill dir
