@@ -20,8 +20,9 @@ def stderr_console() -> Console:
                    no_color=bool(os.environ.get("NO_COLOR")) or not sys.stderr.isatty())
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 event``, ``2 events``; ``words`` for an irregular plural (``bodies``)."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def counts(counter: dict[str, int]) -> str:
@@ -37,7 +38,7 @@ def render_convert_summary(console: Console, summary: Summary, *, inputs: int, o
         console.print(f"  by type:  {counts(dict(summary.by_type))}")
     total = sum(summary.records.values())
     where = f" -> {output}" if output else ""
-    extra = f" in {plural(summary.bodies, 'upload body')}" if fmt == "batches" else ""
+    extra = f" in {plural(summary.bodies, 'upload body', 'upload bodies')}" if fmt == "batches" else ""
     console.print(f"  records:  {total:,} ({counts(dict(summary.records)) or 'none'}){extra}"
                   f"{where}")
     if summary.warnings:
