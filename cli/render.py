@@ -38,7 +38,8 @@ def render_convert_summary(console: Console, summary: Summary, *, inputs: int, o
         console.print(f"  by type:  {counts(dict(summary.by_type))}")
     total = sum(summary.records.values())
     where = f" -> {output}" if output else ""
-    extra = f" in {plural(summary.bodies, 'upload body', 'upload bodies')}" if fmt == "batches" else ""
+    bodies = plural(summary.bodies, "upload body", "upload bodies")
+    extra = f" in {bodies}" if fmt == "batches" else ""
     console.print(f"  records:  {total:,} ({counts(dict(summary.records)) or 'none'}){extra}"
                   f"{where}")
     if summary.warnings:
