@@ -314,6 +314,7 @@ _worker: tuple[ChunkConverter, str | None] | None = None
 def _init_worker(converter: ChunkConverter, spill_dir: str | None) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool ends its workers with SIGTERM
     _die_with_parent()
     _worker = (converter, spill_dir)
 
