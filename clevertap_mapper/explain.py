@@ -34,6 +34,7 @@ from clevertap_mapper.mapping.core import Record, map_event
 from clevertap_mapper.mapping.js import MISSING, usable
 from clevertap_mapper.mapping.paths import Path, get
 from clevertap_mapper.mapping.trace import FIXES, Decision, Kind, Trace
+from clevertap_mapper.pipeline import event_type
 
 Mode = Literal["default", "rudderstack"]
 
@@ -50,7 +51,6 @@ _BOOKKEEPING: Final = frozenset({
 })
 UNREADABLE: Final = "(unreadable)"
 RECORDS: Final = "(records)"
-NO_TYPE: Final = "(none)"
 
 
 def mode_of(config: MapperConfig) -> Mode:
@@ -61,12 +61,6 @@ def mode_of(config: MapperConfig) -> Mode:
 def other_config(config: MapperConfig) -> MapperConfig:
     """The same settings in the other mode: default <-> ``--compat rudderstack``."""
     return replace(config, compat=None if config.compat else "rudderstack")
-
-
-def event_type(event: Any) -> str:
-    """An event's lower-cased ``type``, or ``(none)`` when it has no usable one."""
-    t = event.get("type") if type(event) is dict else None
-    return t.lower() if type(t) is str and t else NO_TYPE
 
 
 def type_label(item: Item) -> str:

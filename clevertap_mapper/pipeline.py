@@ -89,9 +89,13 @@ class Mapped:
     event: Any = None
 
 
-def _type_of(event: Any) -> str:
+NO_TYPE = "(none)"
+
+
+def event_type(event: Any) -> str:
+    """An event's lower-cased ``type``, or ``(none)`` when it has no usable one."""
     t = event.get("type") if type(event) is dict else None
-    return t.lower() if type(t) is str else "(none)"
+    return t.lower() if type(t) is str and t else NO_TYPE
 
 
 class Stage:
@@ -112,7 +116,7 @@ class Stage:
         """The records that go, and the rejections, for one event."""
         summary = self.summary
         summary.events += 1
-        summary.by_type[_type_of(event)] += 1
+        summary.by_type[event_type(event)] += 1
         try:
             records = map_event(event, self.config)
         except MappingError as exc:
