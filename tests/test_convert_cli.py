@@ -153,10 +153,15 @@ def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def truncated_gzip(path: Path, lines: int = 5000) -> Path:
+    """A gzip of ``lines`` events cut half-way through its compressed stream."""
+    data = gzip.compress(b"".join(json.dumps(EVENTS[1]).encode() + b"\n" for _ in range(lines)))
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
 def test_corrupt_gzip_names_the_file_and_keeps_a_partial(tmp_path: Path) -> None:
-    data = gzip.compress(b"".join(json.dumps(EVENTS[1]).encode() + b"\n" for _ in range(5000)))
-    src = tmp_path / "cut.ndjson.gz"
-    src.write_bytes(data[: len(data) // 2])
+    src = truncated_gzip(tmp_path / "cut.ndjson.gz")
     out = tmp_path / "o.ndjson"
     result = run("convert", str(src), "-o", str(out))
     assert result.exit_code == 1
@@ -218,9 +223,7 @@ def test_subprocess_streams_records_while_stdin_is_open(tmp_path: Path) -> None:
 
 
 def test_workers_keep_lines_read_before_a_corrupt_gzip(tmp_path: Path) -> None:
-    data = gzip.compress(b"".join(json.dumps(EVENTS[1]).encode() + b"\n" for _ in range(5000)))
-    src = tmp_path / "cut.ndjson.gz"
-    src.write_bytes(data[: len(data) // 2])
+    src = truncated_gzip(tmp_path / "cut.ndjson.gz")
     out = tmp_path / "o.ndjson"
     one = run("convert", str(src), "-o", str(out))
     single = (tmp_path / "o.ndjson.partial").read_bytes()
