@@ -35,6 +35,7 @@ from clevertap_mapper.mapping.js import MISSING, usable
 from clevertap_mapper.mapping.paths import Path, get
 from clevertap_mapper.mapping.trace import FIXES, Decision, Kind, Trace
 from clevertap_mapper.pipeline import event_type
+from clevertap_mapper.text import plural
 
 Mode = Literal["default", "rudderstack"]
 
@@ -820,46 +821,46 @@ class Overview:
                    "track/page/screen events are not sent" if cfg.track_anonymous and tracked
                    else "")
             out.append({"code": "anonymous_identity", "message": (
-                f"{_plural(anon, 'event')} sent with identity = anonymousId, because objectId "
+                f"{plural(anon, 'event')} sent with identity = anonymousId, because objectId "
                 "mapping is off: CleverTap will make them profiles of their own, which it "
                 "cannot merge with the user's profile once they log in. Rerun with "
                 f"--object-id-mapping (objectId = anonymousId, which CleverTap merges){off}.")})
         not_allowed = self.rejected.get("anonymous_not_allowed", 0)
         if not_allowed:
             out.append({"code": "anonymous_not_allowed", "message": (
-                f"{_plural(not_allowed, 'event')} without a userId left out, because anonymous "
+                f"{plural(not_allowed, 'event')} without a userId left out, because anonymous "
                 "tracking is off. To send them, rerun with --track-anonymous "
                 "--object-id-mapping, so CleverTap can merge them when the user logs in.")})
         if self.without_ts:
             d1 = self.fixes_applied.get("D1", 0)
             if cfg.compat and d1:
                 tail = (" ctmap's default mode would send the event's own time for "
-                        f"{_plural(d1, 'event')} (fix D1): drop --compat rudderstack.")
+                        f"{plural(d1, 'event')} (fix D1): drop --compat rudderstack.")
             else:
                 tail = (" Add a timestamp (or properties.ts / traits.ts) to the events if "
                         "their dates matter.")
             out.append({"code": "no_time", "message": (
-                f"{_plural(self.without_ts, 'record')} without a time (ts): CleverTap will "
+                f"{plural(self.without_ts, 'record')} without a time (ts): CleverTap will "
                 f"use the upload time instead.{tail}")})
         if cfg.compat and self.differs:
             fixes = ", ".join(f"{k} {v:,}" for k, v in sorted(self.differs_by_fix.items()))
             out.append({"code": "compat_differs", "message": (
-                f"{_plural(self.differs, 'event')} that ctmap's default mode would send "
+                f"{plural(self.differs, 'event')} that ctmap's default mode would send "
                 f"differently ({fixes}): use --compat rudderstack only to reproduce "
                 "RudderStack exactly.")})
         if self.tokens_unsent:
             out.append({"code": "tokens_unsent", "message": (
-                f"{_plural(self.tokens_unsent, 'identify event')} with a device token "
+                f"{plural(self.tokens_unsent, 'identify event')} with a device token "
                 "(context.device.token): tokens are sent only with --object-id-mapping.")})
         genders = sum(n for r, n in self.rules.items() if "not a CleverTap gender" in r)
         if genders:
             out.append({"code": "gender_dropped", "message": (
-                f"Gender not M or F in {_plural(genders, 'profile')}: CleverTap knows only M and "
+                f"Gender not M or F in {plural(genders, 'profile')}: CleverTap knows only M and "
                 "F, so Gender is not sent; keep it as a custom trait if you need it.")})
         dob = sum(n for r, n in self.rules.items() if r.startswith("DOB: not a date"))
         if dob:
             out.append({"code": "dob_dropped", "message": (
-                f"Birthday not a date in {_plural(dob, 'profile')}: DOB is not sent (fix D6); "
+                f"Birthday not a date in {plural(dob, 'profile')}: DOB is not sent (fix D6); "
                 "send traits.birthday as an ISO date such as 1990-01-31.")})
         return out
 
@@ -896,10 +897,6 @@ class _FixesOnly(Trace):
             fix: str | None = None, before: Any = None, after: Any = None) -> None:
         if fix is not None:
             self.decisions.append(Decision(kind, field_name, rule, source, fix))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _outcome(event: Any, config: MapperConfig,

@@ -108,8 +108,8 @@ class Stage:
                  checker: Checker | None = None) -> None:
         self.config = config
         self.summary = summary
-        self.checker = checker
-        self.check = checker.check if checker is not None and checker.level != "off" else None
+        # None when nothing is checked (no checker, or --checks off).
+        self.checker = checker if checker is not None and checker.level != "off" else None
 
     def event(self, event: Any, pos: Position | tuple[str, int, int | None],
               ) -> tuple[list[Record], list[Rejection]]:
@@ -121,7 +121,7 @@ class Stage:
             records = map_event(event, self.config)
         except MappingError as exc:
             return [], [Rejection(_pos(pos), "map", exc.code, exc.message, event=event)]
-        if self.check is None:
+        if self.checker is None:
             return records, []
         return self.checked(records, pos, event)
 
@@ -130,21 +130,22 @@ class Stage:
         """Already-mapped records (ctmap's own output read back): checks only."""
         self.summary.events += 1
         self.summary.by_type["(records)"] += 1
-        if self.check is None:
+        if self.checker is None:
             return records, []
         return self.checked(records, pos, None)
 
     def checked(self, records: list[Record], pos: Position | tuple[str, int, int | None],
                 event: Any) -> tuple[list[Record], list[Rejection]]:
-        assert self.check is not None and self.checker is not None
+        checker = self.checker
+        assert checker is not None
         kept: list[Record] = []
         rejected: list[Rejection] = []
         for record in records:
-            findings = self.check(record)
+            findings = checker.check(record)
             if not findings:
                 kept.append(record)
                 continue
-            verdict = self.checker.verdict(findings)
+            verdict = checker.verdict(findings)
             for f in findings:
                 if verdict is None or f.severity != "error":
                     self.summary.warnings[f.code] += 1

@@ -72,9 +72,10 @@ from clevertap_mapper.io.readers import Item, read_items
 from clevertap_mapper.jsonutil import dumps
 from clevertap_mapper.mapping.js import MISSING
 from clevertap_mapper.mapping.trace import FIXES, Decision
+from clevertap_mapper.text import plural
 from cli.exit_codes import ExitCode
 from cli.options import MappingSettings
-from cli.render import counts, plural
+from cli.render import counts
 
 DEFAULT_LIMIT: Final = 10
 WIDE: Final = 120  # from this many columns, input and records sit side by side

@@ -12,17 +12,13 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from clevertap_mapper.pipeline import Summary
+from clevertap_mapper.text import plural
 
 
 def stderr_console() -> Console:
     """A console on stderr; colour only on a terminal and when NO_COLOR is unset."""
     return Console(stderr=True, highlight=False, soft_wrap=True,
                    no_color=bool(os.environ.get("NO_COLOR")) or not sys.stderr.isatty())
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """``1 event``, ``2 events``; ``words`` for an irregular plural (``bodies``)."""
-    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def counts(counter: dict[str, int]) -> str:

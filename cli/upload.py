@@ -20,6 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from clevertap_mapper.errors import ConfigError
 from clevertap_mapper.jsonutil import dumps
 from clevertap_mapper.pipeline import Summary
+from clevertap_mapper.text import plural
 from clevertap_mapper.upload.client import DEFAULT_TIMEOUT, REGIONS, Credentials, upload_url
 from clevertap_mapper.upload.plan import plan_bodies
 from clevertap_mapper.upload.retry import DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, MAX_CONCURRENCY
@@ -27,7 +28,7 @@ from clevertap_mapper.upload.secret import Secret
 from clevertap_mapper.upload.uploader import UploadOptions, UploadReport, run_upload
 from cli.exit_codes import ExitCode
 from cli.options import MappingSettings, mapping_options, pick, resolve_mapping
-from cli.render import counts, plural, stderr_console
+from cli.render import counts, stderr_console
 
 ACCOUNT_ENV: Final = "CLEVERTAP_ACCOUNT_ID"
 PASSCODE_ENV: Final = "CLEVERTAP_PASSCODE"

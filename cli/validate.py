@@ -9,10 +9,11 @@ import click
 import orjson
 
 from clevertap_mapper.checks import CLEVERTAP_CODES
+from clevertap_mapper.text import plural
 from clevertap_mapper.validation import Group, ValidationReport, run_validate
 from cli.exit_codes import ExitCode
 from cli.options import mapping_options, resolve_mapping
-from cli.render import counts, plural, progress_bar, stderr_console
+from cli.render import counts, progress_bar, stderr_console
 
 _EXIT: dict[str, ExitCode] = {"clean": ExitCode.OK, "refused": ExitCode.REJECTED,
                               "unreadable": ExitCode.ERROR}

@@ -119,11 +119,6 @@ def _walk(root: Any, path: Path) -> Any:
             return MISSING
 
 
-def get_text(root: Any, path: str) -> Any:
-    """``get`` for a path given as text (compiles it on the spot; for cold code)."""
-    return get(root, Path(path))
-
-
 _NUMERIC_START: Final = frozenset("0123456789+-.I" + JS_WHITESPACE)
 
 

@@ -133,13 +133,3 @@ class AdaptiveLimiter:
                 self._limit += 1
                 self._last_change = now
             self._cond.notify_all()
-
-
-def interruptible_sleep(stop: threading.Event) -> Callable[[float], None]:
-    """A ``sleep`` that returns early when ``stop`` is set (Ctrl-C must not wait out a backoff)."""
-
-    def sleep(seconds: float) -> None:
-        if seconds > 0:
-            stop.wait(seconds)
-
-    return sleep
