@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Generic, TypeVar
 
 from clevertap_mapper.io.model import Rejection
 
@@ -21,6 +21,7 @@ MAX_BATCH_RECORDS: Final = 1000  # CleverTap: 1000 event/profile records per /1/
 MAX_TOKEN_BATCH_RECORDS: Final = 100  # CleverTap: 100 device-token records per call
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 
 class Output:
@@ -104,29 +105,42 @@ class Output:
 _NO_SENDFILE: Final = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF})
 
 
+class Batcher(Generic[T]):
+    """Groups items into upload bodies: at most ``max_records`` each, device tokens in bodies
+    of their own of at most ``max_tokens``. Order is kept within each kind.
+
+    ``add`` returns a body as soon as one is full; ``drain`` returns what is left at the end.
+    The one batching rule, for record dicts (``batches``) and encoded records (``BatchWriter``).
+    """
+
+    def __init__(self, max_records: int = MAX_BATCH_RECORDS,
+                 max_tokens: int = MAX_TOKEN_BATCH_RECORDS) -> None:
+        self._limits = {False: max_records, True: max_tokens}
+        self._open: dict[bool, list[T]] = {False: [], True: []}
+
+    def add(self, item: T, is_token: bool) -> list[T] | None:
+        body = self._open[is_token]
+        body.append(item)
+        if len(body) < self._limits[is_token]:
+            return None
+        self._open[is_token] = []
+        return body
+
+    def drain(self) -> list[list[T]]:
+        bodies = [body for body in (self._open[False], self._open[True]) if body]
+        self._open = {False: [], True: []}
+        return bodies
+
+
 def batches(records: Iterator[Record], max_records: int = MAX_BATCH_RECORDS,
             max_tokens: int = MAX_TOKEN_BATCH_RECORDS) -> Iterator[list[Record]]:
-    """Group records into upload bodies: at most ``max_records`` each, device tokens apart.
-
-    Order is kept within each kind; a body is yielded as soon as it is full, the rest at the end.
-    """
-    regular: list[Record] = []
-    tokens: list[Record] = []
+    """Record dicts grouped into upload bodies (see ``Batcher``), each yielded when full."""
+    batcher: Batcher[Record] = Batcher(max_records, max_tokens)
     for record in records:
-        if record.get("type") == "token":
-            tokens.append(record)
-            if len(tokens) >= max_tokens:
-                yield tokens
-                tokens = []
-        else:
-            regular.append(record)
-            if len(regular) >= max_records:
-                yield regular
-                regular = []
-    if regular:
-        yield regular
-    if tokens:
-        yield tokens
+        body = batcher.add(record, record.get("type") == "token")
+        if body is not None:
+            yield body
+    yield from batcher.drain()
 
 
 class BatchWriter:
@@ -135,26 +149,21 @@ class BatchWriter:
     def __init__(self, out: Output, max_records: int = MAX_BATCH_RECORDS,
                  max_tokens: int = MAX_TOKEN_BATCH_RECORDS) -> None:
         self._out = out
-        self._limits = {False: max_records, True: max_tokens}
-        self._open: dict[bool, list[bytes]] = {False: [], True: []}
+        self._batcher: Batcher[bytes] = Batcher(max_records, max_tokens)
         self.bodies = 0
 
     def add(self, encoded: bytes, is_token: bool) -> None:
-        buf = self._open[is_token]
-        buf.append(encoded)
-        if len(buf) >= self._limits[is_token]:
-            self._flush(is_token)
+        body = self._batcher.add(encoded, is_token)
+        if body is not None:
+            self._write(body)
 
-    def _flush(self, is_token: bool) -> None:
-        buf = self._open[is_token]
-        if buf:
-            self._out.write(b'{"d":[' + b",".join(buf) + b"]}\n")
-            self.bodies += 1
-            self._open[is_token] = []
+    def _write(self, body: list[bytes]) -> None:
+        self._out.write(b'{"d":[' + b",".join(body) + b"]}\n")
+        self.bodies += 1
 
     def close(self) -> None:
-        self._flush(False)
-        self._flush(True)
+        for body in self._batcher.drain():
+            self._write(body)
 
 
 class RejectsWriter:
