@@ -194,10 +194,10 @@ class _Job:
         indices = set(range(len(body.records))) if pending is None else set(pending)
         encoded = [dumps(r) for r in body.records]
         # The encoded form is what is sent; the dicts are needed again only for the rare record
-        # CleverTap refuses (record()), so they leave memory now: a body in flight halves.
-        body.records.clear()
+        # CleverTap refuses (record()), so the job keeps the body without them.
         # A body the checkpoint knows in part had its read/map rejections written already.
-        return cls(body, encoded, indices, stream_due=pending is None)
+        return cls(dataclasses.replace(body, records=[]), encoded, indices,
+                   stream_due=pending is None)
 
     def record(self, index: int) -> dict[str, Any]:
         """Record ``index`` of the body, decoded from what was sent."""
