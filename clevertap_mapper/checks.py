@@ -457,8 +457,8 @@ class Checker:
     'restricted_event'
     """
 
-    __slots__ = ("_clean_event_keys", "_clean_names", "_clean_profile_keys", "_max_props",
-                 "_props_first", "level", "max_event_properties")
+    __slots__ = ("_clean_event_keys", "_clean_names", "_clean_profile_keys", "_found",
+                 "_max_props", "_props_first", "level", "max_event_properties")
 
     def __init__(self, level: CheckLevel = "strict", max_event_properties: int = 256) -> None:
         if level not in CHECK_LEVELS:
@@ -474,6 +474,20 @@ class Checker:
         self._clean_event_keys: set[str] = set()
         self._clean_profile_keys: set[str] = set()
         self._clean_names: set[str] = set()
+        self._found: list[Finding] | None = None  # kept findings, on a recording() checker
+
+    def recording(self) -> Checker:
+        """A checker like this one that also keeps what it finds, until ``take`` is called."""
+        twin = Checker(self.level, self.max_event_properties)
+        twin._found = []
+        return twin
+
+    def take(self) -> list[Finding]:
+        """The findings since the last call, and forget them (on a ``recording()`` checker)."""
+        found = self._found or []
+        if self._found is not None:
+            self._found = []
+        return found
 
     def __repr__(self) -> str:
         return f"Checker({self.level!r}, max_event_properties={self.max_event_properties})"
@@ -506,6 +520,8 @@ class Checker:
             self._token(record, out)
         else:
             out.append(_finding(_L["record_type"], "type", kind))
+        if out and self._found is not None:
+            self._found.extend(out)
         return out
 
     # ---- identity and ts (events and profiles) ---------------------------------------------

@@ -33,7 +33,7 @@ from clevertap_mapper.mapping import tables as T
 from clevertap_mapper.mapping.core import Record, map_event
 from clevertap_mapper.mapping.js import MISSING, usable
 from clevertap_mapper.mapping.paths import Path, get
-from clevertap_mapper.mapping.trace import FIXES, Decision, Kind, Trace
+from clevertap_mapper.mapping.trace import FIXES, Decision, Trace
 from clevertap_mapper.pipeline import event_type
 from clevertap_mapper.text import plural
 
@@ -765,7 +765,7 @@ class Overview:
             if d.source == "anonymousId" and d.field == "identity":
                 self.anonymous_identity[kind] += 1
         if self.config.compat:
-            default_trace = _FixesOnly()
+            default_trace = Trace(fixes_only=True)
             default, default_error = _outcome(event, self._other, default_trace)
             fixes = default_trace.fixes
             compat, compat_error = records, error
@@ -886,17 +886,6 @@ class Overview:
             "shown": self.shown,
             "advice": self.advice(),
         }
-
-
-class _FixesOnly(Trace):
-    """A trace that keeps only the fix decisions: all the summary needs of the other mode."""
-
-    __slots__ = ()
-
-    def add(self, kind: Kind, field_name: str, rule: str, *, source: str | None = None,
-            fix: str | None = None, before: Any = None, after: Any = None) -> None:
-        if fix is not None:
-            self.decisions.append(Decision(kind, field_name, rule, source, fix))
 
 
 def _outcome(event: Any, config: MapperConfig,

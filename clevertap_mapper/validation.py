@@ -26,31 +26,6 @@ _STAGE_ORDER: Final = {"read": 0, "map": 1, "check": 2, "upload": 3}
 _PROGRESS_EVERY: Final = 5000
 
 
-class RecordingChecker(Checker):
-    """A Checker that also keeps what it found, until the caller takes it with ``take``.
-
-    ``map_items`` checks the records of one input item right before it yields that item's
-    results, so whatever was found since the last ``take`` belongs to the position just yielded.
-    """
-
-    __slots__ = ("_found",)
-
-    def __init__(self, base: Checker) -> None:
-        super().__init__(base.level, base.max_event_properties)
-        self._found: list[Finding] = []
-
-    def check(self, record: dict[str, Any]) -> list[Finding]:
-        findings = super().check(record)
-        if findings:
-            self._found.extend(findings)
-        return findings
-
-    def take(self) -> list[Finding]:
-        """The findings since the last call (and forget them)."""
-        found, self._found = self._found, []
-        return found
-
-
 @dataclass(slots=True)
 class Example:
     """Where one rejection or warning happened, and what it says."""
@@ -166,7 +141,9 @@ def run_validate(inputs: list[str], config: MapperConfig, checker: Checker, *,
     """
     report = ValidationReport(config, checker, list(inputs))
     summary = report.summary
-    recording = RecordingChecker(checker)
+    # map_items checks an item's records right before it yields that item's results, so what
+    # was found since the last take() belongs to the position just yielded.
+    recording = checker.recording()
     warn_all = recording.level == "warn"  # map_items then counts every finding as a warning
     js_numbers = config.compat is not None
     n = 0

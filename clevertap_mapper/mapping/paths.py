@@ -94,7 +94,7 @@ def _walk(root: Any, path: Path) -> Any:
         return root[path.text]
     segs = path.segments
     n = len(segs)
-    target = root
+    target: Any = root  # declared Any: narrowing above must not type the values walked to
     i = 0
     while True:
         value = _child(target, segs[i])

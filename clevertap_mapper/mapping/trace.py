@@ -55,13 +55,21 @@ class Decision(NamedTuple):
 
 @dataclass(slots=True)
 class Trace:
-    """Collects the decisions made while mapping one event."""
+    """Collects the decisions made while mapping one event.
+
+    With ``fixes_only``, only the fix decisions are kept (without their values): all that a
+    summary needs of the mode it does not show.
+    """
 
     decisions: list[Decision] = field(default_factory=list)
+    fixes_only: bool = False
 
     def add(self, kind: Kind, field_name: str, rule: str, *, source: str | None = None,
             fix: str | None = None, before: Any = None, after: Any = None) -> None:
-        self.decisions.append(Decision(kind, field_name, rule, source, fix, before, after))
+        if not self.fixes_only:
+            self.decisions.append(Decision(kind, field_name, rule, source, fix, before, after))
+        elif fix is not None:
+            self.decisions.append(Decision(kind, field_name, rule, source, fix))
 
     @property
     def fixes(self) -> list[str]:
