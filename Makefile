@@ -2,14 +2,20 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# COMPILE=0 installs the pure-Python build instead of compiling the hot path (setup.py).
+COMPILE ?= 1
+STAMP  := $(VENV)/.installed-compile-$(COMPILE)
+# The modules setup.py compiles: a change to one of them rebuilds.
+CORE   := $(wildcard clevertap_mapper/mapping/*.py) clevertap_mapper/checks.py \
+          clevertap_mapper/jsonutil.py
 
 .PHONY: run test lint bench profile clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml setup.py $(CORE)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* *__mypyc*.so clevertap_mapper/*.so clevertap_mapper/*/*.so
+	CTMAP_COMPILE=$(COMPILE) $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## convert the bundled samples and show the summary
@@ -18,11 +24,14 @@ run: $(STAMP)  ## convert the bundled samples and show the summary
 	  rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 3 ] || exit $$rc
 	@echo "wrote out/records.ndjson and out/rejects.ndjson"
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP)  ## the whole test suite, then the mapping and check tests on the uncompiled source
 	$(BIN)/pytest -q
+	CTMAP_PURE=1 $(BIN)/pytest -q tests/test_conformance.py \
+	  tests/test_mapping_default.py tests/test_properties.py tests/test_paths.py tests/test_checks.py \
+	  tests/test_explain.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check clevertap_mapper cli tests bench
+	$(BIN)/ruff check clevertap_mapper cli tests bench setup.py
 	$(BIN)/mypy
 
 bench: $(STAMP)  ## speed and memory next to a bare orjson floor (BENCH_ARGS="--events 1000000")
@@ -32,4 +41,5 @@ profile: $(STAMP)  ## where convert spends its time, on 50,000 generated events
 	$(BIN)/python bench/profile.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out build .pytest_cache .mypy_cache .ruff_cache *__mypyc*.so \
+	  clevertap_mapper/*.so clevertap_mapper/*/*.so

@@ -18,6 +18,13 @@ from clevertap_mapper.errors import (
     UploadError,
 )
 from clevertap_mapper.mapping import FIXES, Decision, Record, Trace, map_event
+from clevertap_mapper.mapping import core as _core
+
+
+def compiled() -> bool:
+    """Whether the mapping core runs compiled (mypyc, see setup.py) rather than as Python."""
+    return not (_core.__file__ or "").endswith(".py")
+
 
 __all__ = [
     "FIXES",
@@ -32,5 +39,6 @@ __all__ = [
     "RetriableUploadError",
     "Trace",
     "UploadError",
+    "compiled",
     "map_event",
 ]

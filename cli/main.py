@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from clevertap_mapper import compiled
 from clevertap_mapper.errors import ConfigError, CtmapError, InputError
 from cli.convert import convert
 from cli.exit_codes import ExitCode
@@ -53,7 +54,8 @@ class CtmapGroup(click.Group):
                                                "max_content_width": 100},
              epilog=ExitCode.help_text())
 @click.option("--traceback", is_flag=True, help="Show a traceback on errors.")
-@click.version_option(package_name="ctmap")
+@click.version_option(package_name="ctmap", message=(
+    "%(prog)s %(version)s (mapping core " + ("compiled" if compiled() else "pure Python") + ")"))
 def ctmap(traceback: bool) -> None:
     """Move RudderStack event dumps into CleverTap.
 

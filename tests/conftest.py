@@ -1,13 +1,67 @@
-"""Shared test helpers: paths to the shared material and the samples."""
+"""Shared test helpers: paths to the shared material and the samples; which build is tested.
+
+The modules listed under ``[tool.ctmap] compiled`` in pyproject.toml are normally compiled
+(setup.py). ``CTMAP_PURE=1`` tests their Python source instead, in this process (subprocesses
+the tests start still load the compiled build). Either way a compiled module older than its
+source stops the run: it would test code that is not what the source says.
+"""
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import tomllib
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
+COMPILED = {p.removesuffix(".py").replace("/", "."): ROOT / p for p in tomllib.loads(
+    (ROOT / "pyproject.toml").read_text())["tool"]["ctmap"]["compiled"]}
+PURE = os.environ.get("CTMAP_PURE") == "1"
+
+
+class _SourceFirst(importlib.abc.MetaPathFinder):
+    """Loads the compiled modules from their .py files, ignoring the built extensions."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        source = COMPILED.get(name)
+        return importlib.util.spec_from_file_location(name, source) if source else None
+
+
+if PURE:
+    assert not any(name in sys.modules for name in COMPILED), "loaded before conftest"
+    sys.meta_path.insert(0, _SourceFirst())
+
+
+def _stale_builds() -> list[str]:
+    stale = []
+    for name, source in COMPILED.items():
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec and spec.origin else None
+        if origin and origin.suffix != ".py" and origin.stat().st_mtime < source.stat().st_mtime:
+            stale.append(name)
+    return stale
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not PURE and (stale := _stale_builds()):
+        pytest.exit(f"the compiled build of {', '.join(stale)} is older than its source: "
+                    "rebuild with `make test` (or test the source with CTMAP_PURE=1)", 2)
+
+
+def pytest_report_header() -> str:
+    from clevertap_mapper import compiled  # noqa: PLC0415 - after the CTMAP_PURE hook
+
+    return f"ctmap mapping core: {'compiled' if compiled() else 'pure Python'}"
 
 
 def _shared() -> Path:
