@@ -13,8 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-
 from clevertap_mapper.errors import ConfigError
 
 Compat = Literal["rudderstack"]
@@ -58,6 +56,8 @@ def load_settings_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: cannot read settings file ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc}); fix the file") from None
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - only when a file is read
+
     validator = Draft202012Validator(settings_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

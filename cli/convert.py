@@ -10,7 +10,6 @@ from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.readers import expand_inputs
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import Format, run_convert
-from cli.dryrun import dry_run as run_dry
 from cli.exit_codes import ExitCode
 from cli.options import mapping_options, pick, resolve_mapping
 from cli.render import progress_bar, render_convert_summary, stderr_console
@@ -72,6 +71,8 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
     settings = resolve_mapping(ctx)
     console = stderr_console()
     if dry_run:
+        from cli.dryrun import dry_run as run_dry  # noqa: PLC0415 - rich views only when asked
+
         ctx.exit(run_dry(list(inputs), settings, lines=lines, types=types,
                          event_names=event_names, limit=limit, as_json=as_json,
                          console=console))

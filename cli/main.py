@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
 from clevertap_mapper import compiled
 from clevertap_mapper.errors import ConfigError, CtmapError, InputError
-from cli.convert import convert
 from cli.exit_codes import ExitCode
-from cli.upload import upload
-from cli.validate import validate
 
 
 class CtmapGroup(click.Group):
-    """Turns errors into one line on stderr and the documented exit code."""
+    """Turns errors into one line on stderr and the documented exit code.
+
+    Each subcommand's module is imported when the subcommand is used, so that ``ctmap convert``
+    in a nightly loop does not pay for the HTTP client and the upload machinery at start-up.
+    """
+
+    COMMANDS: ClassVar[dict[str, str]] = {
+        "convert": "cli.convert", "upload": "cli.upload", "validate": "cli.validate"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(module), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         show_traceback = "--traceback" in sys.argv
@@ -70,11 +86,6 @@ def ctmap(traceback: bool) -> None:
       ctmap validate archive/
       ctmap upload events.ndjson --region in1 --state sync.state
     """
-
-
-ctmap.add_command(convert)
-ctmap.add_command(upload)
-ctmap.add_command(validate)
 
 
 def _terminate(signum: int, frame: object) -> None:
