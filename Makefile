@@ -7,7 +7,7 @@ COMPILE ?= 1
 STAMP  := $(VENV)/.installed-compile-$(COMPILE)
 # The modules setup.py compiles: a change to one of them rebuilds.
 CORE   := $(wildcard clevertap_mapper/mapping/*.py) clevertap_mapper/checks.py \
-          clevertap_mapper/jsonutil.py
+          clevertap_mapper/jsonutil.py clevertap_mapper/stage.py
 
 .PHONY: run test lint bench profile clean
 

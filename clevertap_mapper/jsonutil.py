@@ -44,6 +44,32 @@ def _nan_to_none(v: Any) -> Any:
     return v
 
 
+class LongNumberScan:
+    """Which lines of a block need ``loads``'s exact path: the 19-digit runs of the whole block,
+    found in one pass instead of one pass per line (a third of the check's cost).
+
+    Ask ``needs_exact`` about each line in order; the others can go straight to orjson.
+    """
+
+    __slots__ = ("_hit", "_zeros")
+
+    def __init__(self, block: bytes) -> None:
+        self._zeros = block.translate(_DIGITS_TO_ZERO)
+        self._hit = self._zeros.find(_LONG_RUN)
+
+    def needs_exact(self, start: int, end: int) -> bool:
+        """Whether ``block[start:end]`` (the next line, after those asked about) has a run."""
+        if self._hit < 0 or self._hit >= end:
+            return False
+        self._hit = self._zeros.find(_LONG_RUN, end)
+        return True
+
+
+def loads_fast(data: bytes) -> Any:
+    """orjson's parse alone: only for text a LongNumberScan has cleared."""
+    return orjson.loads(data)
+
+
 def loads(data: bytes | str, *, js_numbers: bool = False) -> Any:
     """Parse one JSON text.
 

@@ -13,152 +13,30 @@ import multiprocessing
 import os
 import signal
 import tempfile
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from multiprocessing.pool import AsyncResult
-from typing import Any, Literal
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
-from clevertap_mapper.errors import InputError, MappingError
-from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
-from clevertap_mapper.io.readers import (
-    BOM,
-    GZIP_MAGIC,
-    RECORD_TYPES,
-    STDIN,
-    Item,
-    expand_inputs,
-    parse_error,
-    read_blocks,
-    split_lines,
-    unwrap,
-)
+from clevertap_mapper.errors import InputError
+from clevertap_mapper.io.model import Rejection, SourceEvent, SourceRecords
+from clevertap_mapper.io.readers import BOM, GZIP_MAGIC, STDIN, Item, expand_inputs, read_blocks
 from clevertap_mapper.io.writers import BatchWriter, Output, RejectsWriter
-from clevertap_mapper.jsonutil import dumps, loads
-from clevertap_mapper.mapping.core import map_event
+from clevertap_mapper.stage import (
+    NO_TYPE,
+    ChunkConverter,
+    ChunkResult,
+    Format,
+    Mapped,
+    Record,
+    Stage,
+    Summary,
+    event_type,
+)
 
-Format = Literal["records", "batches"]
-Record = dict[str, Any]
-
-
-@dataclass
-class Summary:
-    """What a run did, for the closing report and for scripts (``as_dict``)."""
-
-    events: int = 0
-    by_type: Counter[str] = field(default_factory=Counter)
-    records: Counter[str] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-    warnings: Counter[str] = field(default_factory=Counter)
-    bodies: int = 0
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
-    def merge(self, other: Summary) -> None:
-        """Add another summary's counts to this one (a chunk's, a worker's)."""
-        self.events += other.events
-        self.by_type.update(other.by_type)
-        self.records.update(other.records)
-        self.rejected.update(other.rejected)
-        self.warnings.update(other.warnings)
-        self.bodies += other.bodies
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "events": self.events,
-            "events_by_type": dict(self.by_type),
-            "records": sum(self.records.values()),
-            "records_by_kind": dict(self.records),
-            "rejected": self.rejected_total,
-            "rejected_by_code": dict(self.rejected),
-            "warnings_by_code": dict(self.warnings),
-            "bodies": self.bodies,
-        }
-
-
-@dataclass(slots=True)
-class Mapped:
-    """The records of one event (or of one line of already-mapped records)."""
-
-    pos: Position
-    records: list[Record]
-    event: Any = None
-
-
-NO_TYPE = "(none)"
-
-
-def event_type(event: Any) -> str:
-    """An event's lower-cased ``type``, or ``(none)`` when it has no usable one."""
-    t = event.get("type") if type(event) is dict else None
-    return t.lower() if type(t) is str and t else NO_TYPE
-
-
-class Stage:
-    """Map and check one event (or one line of records), counting into a Summary.
-
-    Shared by ``map_items`` (upload, validate) and the fused loop of ``run_convert``.
-    """
-
-    def __init__(self, config: MapperConfig, summary: Summary,
-                 checker: Checker | None = None) -> None:
-        self.config = config
-        self.summary = summary
-        # None when nothing is checked (no checker, or --checks off).
-        self.checker = checker if checker is not None and checker.level != "off" else None
-
-    def event(self, event: Any, pos: Position | tuple[str, int, int | None],
-              ) -> tuple[list[Record], list[Rejection]]:
-        """The records that go, and the rejections, for one event."""
-        summary = self.summary
-        summary.events += 1
-        summary.by_type[event_type(event)] += 1
-        try:
-            records = map_event(event, self.config)
-        except MappingError as exc:
-            return [], [Rejection(_pos(pos), "map", exc.code, exc.message, event=event)]
-        if self.checker is None:
-            return records, []
-        return self.checked(records, pos, event)
-
-    def records(self, records: list[Record], pos: Position,
-                ) -> tuple[list[Record], list[Rejection]]:
-        """Already-mapped records (ctmap's own output read back): checks only."""
-        self.summary.events += 1
-        self.summary.by_type["(records)"] += 1
-        if self.checker is None:
-            return records, []
-        return self.checked(records, pos, None)
-
-    def checked(self, records: list[Record], pos: Position | tuple[str, int, int | None],
-                event: Any) -> tuple[list[Record], list[Rejection]]:
-        checker = self.checker
-        assert checker is not None
-        kept: list[Record] = []
-        rejected: list[Rejection] = []
-        for record in records:
-            findings = checker.check(record)
-            if not findings:
-                kept.append(record)
-                continue
-            verdict = checker.verdict(findings)
-            for f in findings:
-                if verdict is None or f.severity != "error":
-                    self.summary.warnings[f.code] += 1
-            if verdict is not None:
-                rejected.append(Rejection(_pos(pos), "check", *verdict, event=event,
-                                          record=record))
-            else:
-                kept.append(record)
-        return kept, rejected
-
-
-def _pos(pos: Position | tuple[str, int, int | None]) -> Position:
-    return pos if type(pos) is Position else Position(*pos)  # type: ignore[misc]
+__all__ = ["NO_TYPE", "Format", "Mapped", "Record", "Summary", "event_type", "map_items",
+           "run_convert"]
 
 
 def map_items(items: Iterable[Item], config: MapperConfig, summary: Summary,
@@ -187,83 +65,6 @@ ProgressHook = Callable[[Summary], None]
 BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 1 MiB
 
 
-@dataclass(slots=True)
-class ChunkResult:
-    """What converting one block of lines produced, encoded, in input order.
-
-    ``records`` is one NDJSON blob (records format) or a list of encoded records with the
-    indices of the device-token ones (batches format, which groups them in the parent).
-    """
-
-    records: bytes | list[bytes]
-    token_at: list[int]
-    rejects: bytes  # NDJSON lines of the rejects file
-    summary: Summary
-    # Set by a worker that wrote records and rejects to files instead (see _spill).
-    spilled: tuple[str, str] | None = None
-
-
-class ChunkConverter:
-    """Converts a block of whole lines of one source: the unit of work for workers.
-
-    A plain event line, by far the most common, goes straight from bytes to encoded records;
-    a Position is made only for a rejection. Every other shape goes through ``unwrap``.
-    """
-
-    def __init__(self, config: MapperConfig, checker: Checker | None, fmt: Format) -> None:
-        self.config = config
-        self.checker = checker
-        self.joined = fmt == "records"
-        self.js_numbers = config.compat is not None
-
-    def __call__(self, source: str, first_line: int, block: bytes) -> ChunkResult:
-        summary = Summary()
-        stage = Stage(self.config, summary, self.checker)
-        records: list[bytes] = []
-        token_at: list[int] = []
-        rejects: list[bytes] = []
-        kinds = summary.records
-
-        def emit(mapped: list[Record], rejections: list[Rejection]) -> None:
-            for record in mapped:
-                kind = record["type"]
-                kinds[kind] += 1
-                if kind == "token":
-                    token_at.append(len(records))
-                records.append(dumps(record))
-            for rejection in rejections:
-                summary.rejected[rejection.code] += 1
-                rejects.append(rejection.encode())
-
-        for lineno, line in enumerate(split_lines(block), first_line):
-            try:
-                value = loads(line, js_numbers=self.js_numbers)
-            except (ValueError, RecursionError) as exc:
-                if not line.strip():
-                    continue  # a blank line: skipped, not a rejection
-                summary.events += 1
-                emit([], [parse_error(Position(source, lineno), line, exc)])
-                continue
-            kind = value.get("type") if type(value) is dict else None
-            if type(kind) is str and kind not in RECORD_TYPES:
-                emit(*stage.event(value, (source, lineno, None)))
-                continue
-            for item in unwrap(value, source, lineno):
-                if type(item) is SourceEvent:
-                    emit(*stage.event(item.event, item.pos))
-                elif type(item) is SourceRecords:
-                    emit(*stage.records(item.records, item.pos))
-                else:
-                    assert isinstance(item, Rejection)
-                    summary.events += 1
-                    emit([], [item])
-        encoded: bytes | list[bytes] = records
-        if self.joined:
-            encoded = b"\n".join(records) + b"\n" if records else b""
-        return ChunkResult(encoded, token_at, b"\n".join(rejects) + b"\n" if rejects else b"",
-                           summary)
-
-
 Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a plain file
 Payload = bytes | Span
 
@@ -280,18 +81,26 @@ def _blocks(inputs: list[str], block_bytes: int, spans: bool = False,
         source = "<stdin>" if name == STDIN else name
         offset = _plain_file_start(name) if spans else None
         for first, block in read_blocks(name):
-            start, lineno = 0, first
-            while start < len(block):  # cut a large read into blocks of whole lines
-                cut = block.find(b"\n", start + block_bytes) if len(block) > block_bytes else -1
-                end = len(block) if cut < 0 else cut + 1
-                piece = block if (start == 0 and end == len(block)) else block[start:end]
+            pieces = [(first, block)] if len(block) <= block_bytes else _cut(
+                first, block, block_bytes)
+            for lineno, piece in pieces:
                 if offset is None:
                     yield source, lineno, piece
                 else:
                     yield source, lineno, (name, offset, len(piece))
                     offset += len(piece)
-                lineno += piece.count(b"\n")
-                start = end
+
+
+def _cut(first: int, block: bytes, block_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """A large read cut into blocks of whole lines, with the number of each one's first line."""
+    start, lineno = 0, first
+    while start < len(block):
+        cut = block.find(b"\n", start + block_bytes)
+        end = len(block) if cut < 0 else cut + 1
+        piece = block[start:end]
+        yield lineno, piece
+        lineno += piece.count(b"\n")
+        start = end
 
 
 def _plain_file_start(name: str) -> int | None:

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from clevertap_mapper import MapperConfig, MappingError, map_event
 from clevertap_mapper.io.writers import batches
-from clevertap_mapper.jsonutil import dumps
+from clevertap_mapper.jsonutil import LongNumberScan, dumps
 from clevertap_mapper.mapping.js import json_stringify, number_to_string
+from clevertap_mapper.stage import ChunkConverter
 
 KEYS = ["type", "userId", "anonymousId", "previousId", "event", "name", "properties", "traits",
         "context", "integrations", "timestamp", "originalTimestamp", "sentAt", "receivedAt",
@@ -130,3 +131,34 @@ def test_batching_keeps_count_order_and_limits(kinds: list[str], max_records: in
     for kind_is_token in (True, False):
         seq = [r["n"] for r in flat if (r["type"] == "token") == kind_is_token]
         assert seq == sorted(seq)
+
+
+_digits = st.text(alphabet="0123456789", min_size=1, max_size=30)
+_line = st.one_of(
+    _digits.map(lambda d: f'{{"n":{d.lstrip("0") or "0"}}}'),  # a number literal
+    _digits.map(lambda d: f'{{"s":"{d}"}}'),  # digits inside a string
+    st.just('{"a":1}'), st.just(""))
+
+
+@settings(max_examples=300)
+@given(st.lists(_line, max_size=12))
+def test_one_scan_per_block_finds_the_lines_with_long_numbers(lines: list[str]) -> None:
+    block = "\n".join(lines).encode()
+    scan = LongNumberScan(block)
+    start = 0
+    for line in lines:
+        end = start + len(line)
+        # What the per-line check would decide: a run of 19 digits anywhere in the line.
+        assert scan.needs_exact(start, end) == ("0" * 19 in line.translate(
+            str.maketrans("0123456789", "0" * 10))), line
+        start = end + 1
+
+
+def test_a_block_converts_long_integers_as_line_by_line_loads_does() -> None:
+    lines = [b'{"type":"track","userId":"u","event":"e","properties":{"big":%s}}' % n
+             for n in (b"1", b"18446744073709551615", b"18446744073709551616", b"2")]
+    converter = ChunkConverter(MapperConfig(), None, "records")
+    result = converter("x", 1, b"\n".join(lines) + b"\n")
+    assert result.summary.records["event"] == 3
+    assert b'"big":18446744073709551615' in result.records  # type: ignore[operator]
+    assert b'"line":3' in result.rejects and b"number_out_of_range" in result.rejects

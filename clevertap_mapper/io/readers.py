@@ -147,7 +147,9 @@ def read_blocks(name: str) -> Iterator[tuple[int, bytes]]:
             if cut < 0:
                 partial += data
                 continue
-            block = partial + data[:cut + 1] if partial else data[:cut + 1]
+            # One copy per read: the carried partial line and the read's whole lines joined.
+            block = b"".join((partial, memoryview(data)[:cut + 1])) if cut + 1 < len(data) \
+                or partial else data
             partial = data[cut + 1:]
             yield lineno, block
             lineno += block.count(b"\n")

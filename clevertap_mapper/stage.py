@@ -1,0 +1,237 @@
+"""Map and check, event by event and block by block: the per-event hot path of every command.
+
+``Stage`` maps and checks one event and counts it; ``ChunkConverter`` turns a block of input
+lines into encoded records and rejects, and is what worker processes run. This module is
+compiled with mypyc (see setup.py); ``pipeline`` runs it over files, blocks and workers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from clevertap_mapper.checks import Checker
+from clevertap_mapper.config import MapperConfig
+from clevertap_mapper.errors import MappingError
+from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
+from clevertap_mapper.io.readers import RECORD_TYPES, parse_error, split_lines, unwrap
+from clevertap_mapper.jsonutil import LongNumberScan, dumps, loads, loads_fast
+from clevertap_mapper.mapping.core import map_event
+
+Format = Literal["records", "batches"]
+Record = dict[str, Any]
+
+
+@dataclass
+class Summary:
+    """What a run did, for the closing report and for scripts (``as_dict``)."""
+
+    events: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+    records: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
+    bodies: int = 0
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def merge(self, other: Summary) -> None:
+        """Add another summary's counts to this one (a chunk's, a worker's)."""
+        self.events += other.events
+        self.by_type.update(other.by_type)
+        self.records.update(other.records)
+        self.rejected.update(other.rejected)
+        self.warnings.update(other.warnings)
+        self.bodies += other.bodies
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "events_by_type": dict(self.by_type),
+            "records": sum(self.records.values()),
+            "records_by_kind": dict(self.records),
+            "rejected": self.rejected_total,
+            "rejected_by_code": dict(self.rejected),
+            "warnings_by_code": dict(self.warnings),
+            "bodies": self.bodies,
+        }
+
+
+@dataclass(slots=True)
+class Mapped:
+    """The records of one event (or of one line of already-mapped records)."""
+
+    pos: Position
+    records: list[Record]
+    event: Any = None
+
+
+NO_TYPE = "(none)"
+
+
+def event_type(event: Any) -> str:
+    """An event's lower-cased ``type``, or ``(none)`` when it has no usable one."""
+    t = event.get("type") if type(event) is dict else None
+    return t.lower() if type(t) is str and t else NO_TYPE
+
+
+class Stage:
+    """Map and check one event (or one line of records), counting into a Summary.
+
+    Shared by ``map_items`` (upload, validate) and the fused loop of ``run_convert``.
+    """
+
+    def __init__(self, config: MapperConfig, summary: Summary,
+                 checker: Checker | None = None) -> None:
+        self.config = config
+        self.summary = summary
+        # None when nothing is checked (no checker, or --checks off).
+        self.checker = checker if checker is not None and checker.level != "off" else None
+
+    def event(self, event: Any, pos: Position | tuple[str, int, int | None],
+              ) -> tuple[list[Record], list[Rejection]]:
+        """The records that go, and the rejections, for one event."""
+        summary = self.summary
+        summary.events += 1
+        summary.by_type[event_type(event)] += 1
+        try:
+            records = map_event(event, self.config)
+        except MappingError as exc:
+            return [], [Rejection(_pos(pos), "map", exc.code, exc.message, event=event)]
+        if self.checker is None:
+            return records, []
+        return self.checked(records, pos, event)
+
+    def records(self, records: list[Record], pos: Position,
+                ) -> tuple[list[Record], list[Rejection]]:
+        """Already-mapped records (ctmap's own output read back): checks only."""
+        self.summary.events += 1
+        self.summary.by_type["(records)"] += 1
+        if self.checker is None:
+            return records, []
+        return self.checked(records, pos, None)
+
+    def checked(self, records: list[Record], pos: Position | tuple[str, int, int | None],
+                event: Any) -> tuple[list[Record], list[Rejection]]:
+        checker = self.checker
+        assert checker is not None
+        kept: list[Record] = []
+        rejected: list[Rejection] = []
+        for record in records:
+            findings = checker.check(record)
+            if not findings:
+                kept.append(record)
+                continue
+            verdict = checker.verdict(findings)
+            for f in findings:
+                if verdict is None or f.severity != "error":
+                    self.summary.warnings[f.code] += 1
+            if verdict is not None:
+                rejected.append(Rejection(_pos(pos), "check", *verdict, event=event,
+                                          record=record))
+            else:
+                kept.append(record)
+        return kept, rejected
+
+
+def _pos(pos: Position | tuple[str, int, int | None]) -> Position:
+    return pos if type(pos) is Position else Position(*pos)  # type: ignore[misc]
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    """What converting one block of lines produced, encoded, in input order.
+
+    ``records`` is one NDJSON blob (records format) or a list of encoded records with the
+    indices of the device-token ones (batches format, which groups them in the parent).
+    """
+
+    records: bytes | list[bytes]
+    token_at: list[int]
+    rejects: bytes  # NDJSON lines of the rejects file
+    summary: Summary
+    # Set by a worker that wrote records and rejects to files instead (see _spill).
+    spilled: tuple[str, str] | None = None
+
+
+class ChunkConverter:
+    """Converts a block of whole lines of one source: the unit of work for workers.
+
+    A plain event line, by far the most common, goes straight from bytes to encoded records;
+    a Position is made only for a rejection. Every other shape goes through ``unwrap``.
+    """
+
+    def __init__(self, config: MapperConfig, checker: Checker | None, fmt: Format) -> None:
+        self.config = config
+        self.checker = checker
+        self.joined = fmt == "records"
+        self.js_numbers = config.compat is not None
+
+    def __call__(self, source: str, first_line: int, block: bytes) -> ChunkResult:
+        summary = Summary()
+        stage = Stage(self.config, summary, self.checker)
+        out = _Encoded(summary)
+        scan = LongNumberScan(block)
+        js_numbers = self.js_numbers
+        start = 0
+        for lineno, line in enumerate(split_lines(block), first_line):
+            end = start + len(line)
+            exact = scan.needs_exact(start, end)
+            start = end + 1
+            try:
+                value = loads(line, js_numbers=js_numbers) if exact else loads_fast(line)
+            except (ValueError, RecursionError) as exc:
+                if not line.strip():
+                    continue  # a blank line: skipped, not a rejection
+                summary.events += 1
+                out.add([], [parse_error(Position(source, lineno), line, exc)])
+                continue
+            kind = value.get("type") if type(value) is dict else None
+            if type(kind) is str and kind not in RECORD_TYPES:
+                out.add(*stage.event(value, (source, lineno, None)))
+                continue
+            for item in unwrap(value, source, lineno):
+                if type(item) is SourceEvent:
+                    out.add(*stage.event(item.event, item.pos))
+                elif type(item) is SourceRecords:
+                    out.add(*stage.records(item.records, item.pos))
+                else:
+                    assert isinstance(item, Rejection)
+                    summary.events += 1
+                    out.add([], [item])
+        encoded: bytes | list[bytes] = out.records
+        if self.joined:
+            encoded = b"\n".join(out.records) + b"\n" if out.records else b""
+        return ChunkResult(encoded, out.token_at,
+                           b"\n".join(out.rejects) + b"\n" if out.rejects else b"", summary)
+
+
+class _Encoded:
+    """A block's records and rejects, encoded as they come, counted into its summary.
+
+    (A class rather than a closure: compiled, a closure and its frame form a reference cycle
+    that only the cyclic GC frees, which let each block's output pile up in memory.)
+    """
+
+    __slots__ = ("records", "rejects", "summary", "token_at")
+
+    def __init__(self, summary: Summary) -> None:
+        self.summary = summary
+        self.records: list[bytes] = []
+        self.token_at: list[int] = []  # indices of the device-token records
+        self.rejects: list[bytes] = []
+
+    def add(self, mapped: list[Record], rejections: list[Rejection]) -> None:
+        kinds = self.summary.records
+        for record in mapped:
+            kind = record["type"]
+            kinds[kind] += 1
+            if kind == "token":
+                self.token_at.append(len(self.records))
+            self.records.append(dumps(record))
+        for rejection in rejections:
+            self.summary.rejected[rejection.code] += 1
+            self.rejects.append(rejection.encode())
