@@ -79,16 +79,48 @@ def _blocks(inputs: list[str], block_bytes: int, spans: bool = False,
     """
     for name in expand_inputs(inputs):
         source = "<stdin>" if name == STDIN else name
-        offset = _plain_file_start(name) if spans else None
+        start = _plain_file_start(name) if spans else None
+        if start is not None:
+            for lineno, offset, length in _spans(name, start, block_bytes):
+                yield source, lineno, (name, offset, length)
+            continue
         for first, block in read_blocks(name):
             pieces = [(first, block)] if len(block) <= block_bytes else _cut(
                 first, block, block_bytes)
             for lineno, piece in pieces:
-                if offset is None:
-                    yield source, lineno, piece
-                else:
-                    yield source, lineno, (name, offset, len(piece))
-                    offset += len(piece)
+                yield source, lineno, piece
+
+
+def _spans(name: str, start: int, block_bytes: int) -> Iterator[tuple[int, int, int]]:
+    """(first line number, offset, length) of the blocks of whole lines of a plain file.
+
+    Only newlines are looked at, in one reused buffer: the process that converts a block reads
+    it again itself, so the reader here costs little more than the disk read.
+    """
+    buf = bytearray(block_bytes)
+    lineno, offset = 1, start
+    try:
+        with open(name, "rb", buffering=0) as f:
+            while True:
+                f.seek(offset)
+                n = f.readinto(buf) or 0
+                if n == 0:
+                    return
+                cut = buf.rfind(b"\n", 0, n) + 1  # 0: no newline in this read
+                length = cut
+                while length == 0:  # one line longer than a block: find its end
+                    more = f.read(block_bytes)
+                    at = more.find(b"\n")
+                    if not more or at >= 0:
+                        length = n + (at + 1 if at >= 0 else len(more))
+                    n += len(more)
+                lines = buf.count(b"\n", 0, length) if cut else 1
+                yield lineno, offset, length
+                lineno += lines
+                offset += length
+    except OSError as exc:
+        raise InputError(f"{name}: read error after line {lineno - 1} ({exc})", source=name,
+                         line=lineno) from None
 
 
 def _cut(first: int, block: bytes, block_bytes: int) -> Iterator[tuple[int, bytes]]:
@@ -171,26 +203,46 @@ def _spill(result: ChunkResult, spill_dir: str) -> ChunkResult:
 
 def _in_workers(blocks: Iterator[tuple[str, int, Payload]], converter: ChunkConverter,
                 workers: int, spill_dir: str | None) -> Iterator[ChunkResult]:
-    """Blocks converted by ``workers`` processes, yielded in input order.
+    """Blocks converted by this process and ``workers - 1`` forked ones, yielded in input order.
 
-    At most ``3 * workers`` blocks are in flight, so memory does not grow with the input. If
-    reading fails, what was read before is still converted and yielded, then the error raised.
+    A block goes to a worker process while fewer than two per worker are waiting there;
+    otherwise this process converts it itself. So ``workers`` processes convert (on N cores,
+    ``--workers N`` keeps N busy, not N plus an idle-most-of-the-time parent), and this one
+    reads ahead only as far as the others keep up. At most ``3 * workers`` blocks are held, so
+    memory does not grow with the input. If reading fails, what was read before is still
+    converted and yielded, then the error raised.
     """
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker,
+    queue_per_worker = 3
+    with context.Pool(workers - 1, initializer=_init_worker,
                       initargs=(converter, spill_dir)) as pool:
-        pending: deque[AsyncResult[ChunkResult]] = deque()
+        pending: deque[AsyncResult[ChunkResult] | ChunkResult] = deque()
+        waiting = 0  # blocks sent to workers and not yet taken back
+
+        def done(head: AsyncResult[ChunkResult] | ChunkResult) -> ChunkResult:
+            nonlocal waiting
+            if type(head) is ChunkResult:
+                return head
+            waiting -= 1
+            return head.get()  # type: ignore[union-attr]
+
         try:
             for block in blocks:
-                pending.append(pool.apply_async(_work, block))
-                if len(pending) >= 3 * workers:
-                    yield pending.popleft().get()
+                if waiting < queue_per_worker * (workers - 1):
+                    pending.append(pool.apply_async(_work, block))
+                    waiting += 1
+                else:
+                    source, first, payload = block
+                    pending.append(converter(source, first, _payload_bytes(payload)))
+                while pending and (len(pending) >= 3 * workers or type(pending[0]) is ChunkResult
+                                   or pending[0].ready()):  # type: ignore[union-attr]
+                    yield done(pending.popleft())
         except InputError:
             while pending:  # what was read before the damage still goes out
-                yield pending.popleft().get()
+                yield done(pending.popleft())
             raise
         while pending:
-            yield pending.popleft().get()
+            yield done(pending.popleft())
 
 
 def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,

@@ -28,9 +28,10 @@ line = st.one_of(event.map(json.dumps), st.sampled_from(["", "{oops", "[1]", "  
                  st.lists(event, max_size=3).map(lambda b: json.dumps({"batch": b})))
 
 
-def convert(tmp: Path, lines: list[str], workers: int, fmt: Any) -> tuple[bytes, bytes, dict]:
+def convert(tmp: Path, lines: list[str], workers: int, fmt: Any, head: str = "",
+            end: str = "\n") -> tuple[bytes, bytes, dict]:
     src = tmp / "in.ndjson"
-    src.write_text("\n".join(lines) + "\n")
+    src.write_text(head + "\n".join(lines) + end)
     out, rej = Output(str(tmp / f"o{workers}")), RejectsWriter(str(tmp / f"r{workers}"))
     summary = run_convert([str(src)], MapperConfig(track_anonymous=True), out, rej, fmt=fmt,
                           checker=Checker("strict"), workers=workers, block_bytes=200)
@@ -42,7 +43,10 @@ def convert(tmp: Path, lines: list[str], workers: int, fmt: Any) -> tuple[bytes,
 
 @settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(line, min_size=1, max_size=60), st.sampled_from(["records", "batches"]))
-def test_workers_output_is_identical(tmp_path: Path, lines: list[str], fmt: Any) -> None:
-    one = convert(tmp_path, lines, 1, fmt)
-    assert convert(tmp_path, lines, 3, fmt) == one
+@given(st.lists(line, min_size=1, max_size=60), st.sampled_from(["records", "batches"]),
+       st.sampled_from([2, 3]), st.sampled_from(["", "\ufeff"]), st.sampled_from(["\n", ""]))
+def test_workers_output_is_identical(tmp_path: Path, lines: list[str], fmt: Any, workers: int,
+                                     head: str, end: str) -> None:
+    # Blocks of 200 bytes: lines longer than a block, a BOM, no newline at the end.
+    one = convert(tmp_path, lines, 1, fmt, head, end)
+    assert convert(tmp_path, lines, workers, fmt, head, end) == one
