@@ -92,18 +92,22 @@ class Stage:
         self.checker = checker if checker is not None and checker.level != "off" else None
 
     def event(self, event: Any, pos: Position | tuple[str, int, int | None],
-              ) -> tuple[list[Record], list[Rejection]]:
-        """The records that go, and the rejections, for one event."""
+              event_json: bytes | None = None) -> tuple[list[Record], list[Rejection]]:
+        """The records that go, and the rejections, for one event.
+
+        ``event_json``: the event's own text, when it is a whole input line (see Rejection).
+        """
         summary = self.summary
         summary.events += 1
         summary.by_type[event_type(event)] += 1
         try:
             records = map_event(event, self.config)
         except MappingError as exc:
-            return [], [Rejection(_pos(pos), "map", exc.code, exc.message, event=event)]
+            return [], [Rejection(_pos(pos), "map", exc.code, exc.message, event=event,
+                                  event_json=event_json)]
         if self.checker is None:
             return records, []
-        return self.checked(records, pos, event)
+        return self.checked(records, pos, event, event_json)
 
     def records(self, records: list[Record], pos: Position,
                 ) -> tuple[list[Record], list[Rejection]]:
@@ -115,7 +119,8 @@ class Stage:
         return self.checked(records, pos, None)
 
     def checked(self, records: list[Record], pos: Position | tuple[str, int, int | None],
-                event: Any) -> tuple[list[Record], list[Rejection]]:
+                event: Any, event_json: bytes | None = None,
+                ) -> tuple[list[Record], list[Rejection]]:
         checker = self.checker
         assert checker is not None
         kept: list[Record] = []
@@ -131,6 +136,7 @@ class Stage:
                     self.summary.warnings[f.code] += 1
             if verdict is not None:
                 rejected.append(Rejection(_pos(pos), "check", *verdict, event=event,
+                                          event_json=event_json,
                                           record=record))
             else:
                 kept.append(record)
@@ -191,7 +197,7 @@ class ChunkConverter:
                 continue
             kind = value.get("type") if type(value) is dict else None
             if type(kind) is str and kind not in RECORD_TYPES:
-                out.add(*stage.event(value, (source, lineno, None)))
+                out.add(*stage.event(value, (source, lineno, None), line))
                 continue
             for item in unwrap(value, source, lineno):
                 if type(item) is SourceEvent:

@@ -310,3 +310,19 @@ def test_ctrl_c_exits_130_and_leaves_only_a_partial_file(tmp_path: Path, signum:
     assert proc.stderr is not None and b"interrupted" in proc.stderr.read()
     assert partial.exists() and not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("ctmap-")]  # spill dir
+
+
+def test_a_rejected_line_keeps_the_event_exactly_as_it_was_read(tmp_path: Path) -> None:
+    # Spacing, key order, 1.0 and an escape as written: the rejects file holds these bytes.
+    event = '{ "event" : "Played", "type":"track",\t"properties":{"x":1.0,"s":"\\u00e9"} }'
+    checked_out = '{"type":"track","userId":"u","event":"App Launched","properties":{}}'
+    src = tmp_path / "in.ndjson"
+    src.write_bytes((event + "\r\n" + checked_out + "\n").encode())
+    result = run("convert", str(src), "-o", str(tmp_path / "o.ndjson"))
+    assert result.exit_code == 3, result.output
+    lines = (tmp_path / "o.rejects.ndjson").read_bytes().splitlines()
+    assert lines[0].endswith(b',"event":' + event.encode() + b"}")
+    first, second = (json.loads(x) for x in lines)
+    assert first["event"] == json.loads(event) and first["line"] == 1
+    assert second["stage"] == "check" and second["record"]["evtName"] == "App Launched"
+    assert second["event"] == json.loads(checked_out) and second["line"] == 2
