@@ -754,10 +754,10 @@ class Overview:
         fixes: list[str] = []
         for d in trace.decisions:
             rule = d.rule
+            if d.kind == "dropped" and "reserved for a mapped" in rule:
+                continue  # a note on every excluded trait, read or not: noise in counts
             rid = known.get(rule)
             if rid is None:
-                if d.kind == "dropped" and "reserved for a mapped" in rule:
-                    continue  # a note on every excluded trait, read or not: noise in counts
                 rid = rule_id(rule)
             rules[rid] = rules.get(rid, 0) + 1
             if d.fix is not None and d.fix not in fixes:

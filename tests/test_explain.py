@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clevertap_mapper import MapperConfig, map_event
+from clevertap_mapper import MapperConfig, Trace, map_event
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.errors import MappingError
 from clevertap_mapper.explain import (
@@ -487,6 +487,22 @@ def test_output_fixes_always_change_the_records() -> None:
         e = explain_event(event, config)
         if e.rejection is None and OUTPUT_FIXES & {f.fix for f in e.fixes}:
             assert e.differs_from_compat and e.differences, event
+
+
+def test_overview_counts_do_not_depend_on_what_was_explained_before() -> None:
+    # rule_id caches ids; an id cached by an earlier explanation must not let the notes on
+    # excluded traits ("reserved for a mapped CleverTap field") into the counts.
+    event = {"type": "identify", "userId": "u1", "traits": {"email": "a@b.co", "phone": "1"}}
+    before = Overview(DEFAULT)
+    before.add(SourceEvent(Position("x", 1), event))
+    trace = Trace()
+    map_event(event, DEFAULT, trace)
+    for d in trace.decisions:
+        rule_id(d.rule)
+    after = Overview(DEFAULT)
+    after.add(SourceEvent(Position("x", 1), event))
+    assert after.rules == before.rules
+    assert not any("reserved for a mapped" in r for r in after.rules)
 
 
 def test_overview_in_compat_mode_names_the_default_fixes() -> None:
