@@ -26,9 +26,9 @@ run: $(STAMP)  ## convert the bundled samples and show the summary
 
 test: $(STAMP)  ## the whole test suite, then the mapping and check tests on the uncompiled source
 	$(BIN)/pytest -q
-	CTMAP_PURE=1 $(BIN)/pytest -q tests/test_conformance.py \
-	  tests/test_mapping_default.py tests/test_properties.py tests/test_paths.py tests/test_checks.py \
-	  tests/test_explain.py
+	CTMAP_PURE=1 $(BIN)/pytest -q tests/test_conformance.py tests/test_mapping_default.py \
+	  tests/test_properties.py tests/test_paths.py tests/test_checks.py tests/test_explain.py \
+	  tests/test_dryrun_cli.py tests/test_workers.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check clevertap_mapper cli tests bench setup.py

@@ -13,6 +13,7 @@ from clevertap_mapper import MapperConfig, MappingError, map_event
 from clevertap_mapper.io.writers import batches
 from clevertap_mapper.jsonutil import LongNumberScan, dumps
 from clevertap_mapper.mapping.js import json_stringify, number_to_string
+from clevertap_mapper.mapping.timestamps import _NUMERIC, epoch_seconds, iso_seconds
 from clevertap_mapper.stage import ChunkConverter
 
 KEYS = ["type", "userId", "anonymousId", "previousId", "event", "name", "properties", "traits",
@@ -162,3 +163,32 @@ def test_a_block_converts_long_integers_as_line_by_line_loads_does() -> None:
     assert result.summary.records["event"] == 3
     assert b'"big":18446744073709551615' in result.records  # type: ignore[operator]
     assert b'"line":3' in result.rejects and b"number_out_of_range" in result.rejects
+
+
+def _epoch_seconds_by_the_rule(raw: Any) -> int | None:
+    """D2 as written (every string tried as a number first), to check the fast path against."""
+    if type(raw) is not str:
+        return epoch_seconds(raw)
+    text = raw.strip()
+    if _NUMERIC.match(text):
+        value = float(text)
+        if not math.isfinite(value):
+            return None
+        while abs(value) >= 1e11:
+            value /= 1000
+    else:
+        secs = iso_seconds(text) if text[:4].isdigit() else None
+        if secs is None or not math.isfinite(secs):
+            return None
+        value = secs
+    result = math.floor(value)
+    return result if result > 0 else None
+
+
+@settings(max_examples=500)
+@given(st.one_of(
+    st.from_regex(r"\A[ ]?[+-]?\d{1,14}(\.\d{0,3})?([eE][+-]?\d{1,3})?\Z"),
+    st.from_regex(r"\A\d{4}-\d{2}(-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?)?\Z"),
+    st.from_regex(r"\A\d{3,5}[-eE.][-\d]{0,8}\Z"), st.text(max_size=12)))
+def test_ts_strings_read_as_the_d2_rule_says(text: str) -> None:
+    assert epoch_seconds(text) == _epoch_seconds_by_the_rule(text), text

@@ -131,12 +131,12 @@ def _extract_custom(event: Any, payload: Record, roots: tuple[Path, ...],
         obj = get(event, root)
         if not truthy(obj):
             continue
-        items = own_items(obj)
-        new = [k for k, _ in items if k not in excluded and k not in RESERVED_KEYS]
-        keys.extend(new)
         if type(obj) is dict:
-            first_root = len(keys) == len(new)
-            for k in keys if not first_root else new:
+            new = [k for k in obj if k not in excluded and k not in RESERVED_KEYS]
+            # The reference walks every key kept so far again for each later root.
+            walk = new if not keys else keys + new
+            keys.extend(new)
+            for k in walk:
                 if k in obj:
                     value = obj[k]
                 elif k in OBJECT_PROTOTYPE_MEMBERS:
@@ -149,6 +149,9 @@ def _extract_custom(event: Any, payload: Record, roots: tuple[Path, ...],
                               source=f"{root.text}.{k}")
         else:
             # A string or array root: keys are indices, lookups return the whole string.
+            items = own_items(obj)
+            new = [k for k, _ in items if k not in excluded and k not in RESERVED_KEYS]
+            keys.extend(new)
             whole = obj if type(obj) is str else None
             for k, v in items:
                 if k in new:
@@ -157,7 +160,7 @@ def _extract_custom(event: Any, payload: Record, roots: tuple[Path, ...],
                         trace.add("mapped", f"{prefix}{k}", f"{prefix}{k} <- {root.text}.{k} "
                                   "(custom, from a non-object)", source=root.text)
         if trace is not None:
-            for k, _ in items:
+            for k in (obj if type(obj) is dict else [k for k, _ in own_items(obj)]):
                 if k in excluded and k not in ("ts", "overrideFields"):
                     trace.add("dropped", f"{root.text}.{k}", f"{root.text}.{k}: reserved for a "
                               "mapped CleverTap field, not copied as a custom field")
@@ -340,8 +343,8 @@ class _TraitRoots:
 
     __slots__ = ("roots",)
 
-    def __init__(self, roots: dict[str, Any]) -> None:
-        self.roots = roots
+    def __init__(self, roots: tuple[Any, Any, Any]) -> None:
+        self.roots = roots  # in the order of T.TRAIT_ROOT_NAMES
 
     @staticmethod
     def of(event: dict[str, Any]) -> _TraitRoots | None:
@@ -354,16 +357,16 @@ class _TraitRoots:
             context_traits = context.get("traits", MISSING)
             if context_traits is MISSING and any("." in key for key in context):
                 return None
-        return _TraitRoots({"traits": event.get("traits", MISSING),
-                            "context.traits": context_traits,
-                            "properties": event.get("properties", MISSING)})
+        return _TraitRoots((event.get("traits", MISSING), context_traits,
+                            event.get("properties", MISSING)))
 
     def first_usable(self, paths: tuple[Path, ...]) -> tuple[Any, Path | None]:
         """``_first_usable`` for paths of the form ``<root>.<name>`` (see T.ROOT_AND_NAME)."""
         roots = self.roots
+        where = T.ROOT_AND_NAME
         for path in paths:
-            root_name, name = T.ROOT_AND_NAME[path.text]
-            root = roots[root_name]
+            index, name = where[path.text]
+            root = roots[index]
             if type(root) is dict:
                 value = root.get(name, MISSING)
             elif type(root) is list:

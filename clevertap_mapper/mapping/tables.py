@@ -70,10 +70,11 @@ IDENTIFY_EXCLUDED: Final = frozenset({
 })
 TRAIT_ROOTS: Final = _paths("traits", "context.traits")
 
-# Where each identify source path starts: (root object, key inside it), for the fast lookups
-# of core._TraitRoots.
+# Where each identify source path starts: the root it is under (an index into TRAIT_ROOT_NAMES)
+# and the key inside it, for the fast lookups of core._TraitRoots.
+TRAIT_ROOT_NAMES: Final = ("traits", "context.traits", "properties")
 ROOT_AND_NAME: Final = {
-    p.text: (p.text.rsplit(".", 1)[0], p.segments[-1])
+    p.text: (TRAIT_ROOT_NAMES.index(p.text.rsplit(".", 1)[0]), p.segments[-1])
     for row_paths in (*(r.sources for r in IDENTIFY_ROWS), FIRST_NAME, LAST_NAME)
     for p in row_paths
 }

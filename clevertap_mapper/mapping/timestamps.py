@@ -157,11 +157,14 @@ def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
     ``allow_negative``, for birthdays) are refused.
     """
     t = type(raw)
-    if t is int or t is float:
+    numeric = t is int or t is float
+    if numeric:
         value = float(raw)
     elif t is str:
         text = raw.strip()
-        if _NUMERIC.match(text):
+        # A year and a dash: a date (no number looks like that), so the regex is skipped.
+        numeric = not (text[4:5] == "-" and text[:4].isdigit()) and bool(_NUMERIC.match(text))
+        if numeric:
             value = float(text)
         else:
             secs = iso_seconds(text) if text[:4].isdigit() else None
@@ -172,7 +175,7 @@ def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
         return None
     if not math.isfinite(value):
         return None
-    if t is not str or _NUMERIC.match(raw.strip()):
+    if numeric:
         value = _scale_to_seconds(value)
     result = math.floor(value)
     if result <= 0 and not allow_negative:
