@@ -4,7 +4,8 @@
 
 - the calling thread reads and maps the inputs (``plan_bodies``), skips bodies the checkpoint
   says are acknowledged, and hands the rest to ``concurrency`` worker threads, keeping at
-  most ``2 * concurrency`` bodies outstanding so memory stays flat;
+  most ``concurrency + 1`` bodies outstanding (one ready for the next free worker), so
+  memory stays flat;
 - a worker owns one body until it is resolved: it sends it (each request gated by the
   ``AdaptiveLimiter``), reads every 200 answer (``processed`` records are done, each
   ``unprocessed[]`` entry is matched back to its record and rejected, except code 555, which
@@ -268,7 +269,7 @@ class Uploader:
                    for i in range(self._concurrency)]
         for w in workers:
             w.start()
-        window = 2 * self._concurrency
+        window = self._concurrency + 1
         finished_reading = False
         try:
             try:
@@ -280,6 +281,7 @@ class Uploader:
                         report.bodies_skipped += 1
                         continue
                     job = _Job.of(body, self._checkpoint.pending_of(body.seq))
+                    del body  # its record dicts go now, not after the next body is batched
                     if not job.pending:
                         self._commit(job, final=True)
                         continue
