@@ -8,38 +8,20 @@ source stops the run: it would test code that is not what the source says.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import os
-import sys
-import tomllib
-from collections.abc import Sequence
-from importlib.machinery import ModuleSpec
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.support.pure import COMPILED, use_source
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-COMPILED = {p.removesuffix(".py").replace("/", "."): ROOT / p for p in tomllib.loads(
-    (ROOT / "pyproject.toml").read_text())["tool"]["ctmap"]["compiled"]}
 PURE = os.environ.get("CTMAP_PURE") == "1"
 
-
-class _SourceFirst(importlib.abc.MetaPathFinder):
-    """Loads the compiled modules from their .py files, ignoring the built extensions."""
-
-    def find_spec(self, name: str, path: Sequence[str] | None,
-                  target: ModuleType | None = None) -> ModuleSpec | None:
-        source = COMPILED.get(name)
-        return importlib.util.spec_from_file_location(name, source) if source else None
-
-
 if PURE:
-    assert not any(name in sys.modules for name in COMPILED), "loaded before conftest"
-    sys.meta_path.insert(0, _SourceFirst())
+    use_source()
 
 
 def _stale_builds() -> list[str]:
