@@ -34,6 +34,15 @@ def dumps(obj: Any) -> bytes:
                           allow_nan=False).encode("utf-8")
 
 
+def trimmed(data: bytes) -> bytes:
+    """``data`` in a bytes object of exactly its size, for encoded text held in numbers.
+
+    orjson returns its whole growth buffer (some 4-8 KB even for a short text), so a thousand
+    encoded 1 KB records held for an upload body cost 8 MB instead of 1 MB.
+    """
+    return bytes(memoryview(data))
+
+
 def _nan_to_none(v: Any) -> Any:
     if type(v) is float and not math.isfinite(v):
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from clevertap_mapper.jsonutil import dumps
+from clevertap_mapper.jsonutil import dumps, trimmed
 
 Stage = Literal["read", "map", "check", "upload"]
 
@@ -72,7 +72,7 @@ class Rejection:
         """This rejection holding only its encoded line, so the event can leave memory while
         the rejection waits to be written (upload writes it when its body is acknowledged)."""
         return Rejection(self.pos, self.stage, self.code, self.message,
-                         clevertap=self.clevertap, encoded=self.encode())
+                         clevertap=self.clevertap, encoded=trimmed(self.encode()))
 
     def as_dict(self) -> dict[str, Any]:
         out = self._fields()

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import IO, Any, Final, Generic, TypeVar
 
 from clevertap_mapper.io.model import Rejection
+from clevertap_mapper.jsonutil import trimmed
 
 MAX_BATCH_RECORDS: Final = 1000  # CleverTap: 1000 event/profile records per /1/upload call
 MAX_TOKEN_BATCH_RECORDS: Final = 100  # CleverTap: 100 device-token records per call
@@ -153,7 +154,7 @@ class BatchWriter:
         self.bodies = 0
 
     def add(self, encoded: bytes, is_token: bool) -> None:
-        body = self._batcher.add(encoded, is_token)
+        body = self._batcher.add(trimmed(encoded), is_token)  # held until the body is full
         if body is not None:
             self._write(body)
 
