@@ -147,9 +147,11 @@ def read_blocks(name: str) -> Iterator[tuple[int, bytes]]:
             if cut < 0:
                 partial += data
                 continue
-            # One copy per read: the carried partial line and the read's whole lines joined.
-            block = b"".join((partial, memoryview(data)[:cut + 1])) if cut + 1 < len(data) \
-                or partial else data
+            if partial or cut + 1 < len(data):
+                # One copy: the line carried from the last read and this read's whole lines.
+                block = b"".join((partial, memoryview(data)[:cut + 1]))
+            else:
+                block = data  # the read ends with a whole line: no copy at all
             partial = data[cut + 1:]
             yield lineno, block
             lineno += block.count(b"\n")
