@@ -2,9 +2,11 @@
 
 The compiled modules (``[tool.ctmap] compiled`` in pyproject.toml) are the same Python source,
 type-checked by mypy --strict, so there is one implementation; compiled, convert spends about
-half the time per event (README, "Benchmark"). Everything else stays interpreted. With
-CTMAP_COMPILE=0, or on a machine without a C compiler, the package installs as pure Python and
-behaves the same, only slower.
+half the time per event (README, "Benchmark"). Everything else stays interpreted.
+
+Compiling is all or nothing, and never fails the install: with CTMAP_COMPILE=0, without a C
+compiler or Python's headers, or when the compiler fails, the package installs as pure Python
+and behaves the same, only slower (``ctmap --version`` says which build runs).
 """
 
 from __future__ import annotations
@@ -12,19 +14,30 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import sysconfig
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 
-def ext_modules() -> list[object]:
+def _why_not_compiled() -> str | None:
     if os.environ.get("CTMAP_COMPILE", "1") == "0":
-        return []
+        return "CTMAP_COMPILE=0"
     compiler = os.environ.get("CC", "cc").split()[0]
     if shutil.which(compiler) is None:
-        print(f"ctmap: no C compiler ({compiler}), so the pure-Python build is installed",
-              file=sys.stderr)
+        return f"no C compiler ({compiler})"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "no Python headers (Python.h; on Debian: apt install python3-dev)"
+    return None
+
+
+def ext_modules() -> list[Any]:
+    why = _why_not_compiled()
+    if why is not None:
+        print(f"ctmap: installing the pure-Python build: {why}", file=sys.stderr)
         return []
     from mypyc.build import mypycify  # noqa: PLC0415 - only needed when compiling
 
@@ -33,4 +46,19 @@ def ext_modules() -> list[object]:
                     opt_level="3", debug_level="0")
 
 
-setup(ext_modules=ext_modules())
+class AllOrNothing(build_ext):
+    """Builds every compiled module, or none: the modules share one C library, so a partial
+    build would not import. A failure leaves the pure-Python package."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # whatever the compiler did wrong, the answer is pure Python
+            for ext in self.extensions:
+                built = Path(self.get_ext_fullpath(ext.name))
+                built.unlink(missing_ok=True)
+            print(f"ctmap: the compiled build failed ({exc}); installing the pure-Python build",
+                  file=sys.stderr)
+
+
+setup(ext_modules=ext_modules(), cmdclass={"build_ext": AllOrNothing})
