@@ -22,7 +22,7 @@ from clevertap_mapper.io.model import (
     SourceEvent,
     SourceRecords,
 )
-from clevertap_mapper.jsonutil import NumberOutOfRange, loads
+from clevertap_mapper.jsonutil import LongNumberScan, NumberOutOfRange, loads, loads_fast
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 BOM: Final = b"\xef\xbb\xbf"
@@ -175,13 +175,6 @@ def split_lines(block: bytes) -> list[bytes]:
     return lines
 
 
-def read_lines(name: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line bytes without the newline) of a file, gzip or not (sniffed),
-    or of stdin (``-``)."""
-    for first, block in read_blocks(name):
-        yield from enumerate(split_lines(block), first)
-
-
 def _raw_text(line: bytes) -> str:
     text = line.decode("utf-8", errors="replace").rstrip("\r\n")
     return text if len(text) <= RAW_TEXT_LIMIT else text[:RAW_TEXT_LIMIT] + "..."
@@ -211,15 +204,20 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
     """
     for name in expand_inputs(inputs):
         source = "<stdin>" if name == STDIN else name
-        for lineno, line in read_lines(name):
-            if not line.strip():
-                continue
-            try:
-                value = loads(line, js_numbers=js_numbers)
-            except (ValueError, RecursionError) as exc:
-                yield parse_error(Position(source, lineno), line, exc)
-                continue
-            yield from unwrap(value, source, lineno)
+        for first, block in read_blocks(name):
+            scan = LongNumberScan(block)
+            start = 0
+            for lineno, line in enumerate(split_lines(block), first):
+                exact = scan.needs_exact(start, start + len(line))
+                start += len(line) + 1
+                if not line.strip():
+                    continue
+                try:
+                    value = loads(line, js_numbers=js_numbers) if exact else loads_fast(line)
+                except (ValueError, RecursionError) as exc:
+                    yield parse_error(Position(source, lineno), line, exc)
+                    continue
+                yield from unwrap(value, source, lineno)
 
 
 def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
