@@ -14,14 +14,13 @@ import os
 import signal
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.pool import AsyncResult
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import InputError
-from clevertap_mapper.io.model import Rejection, SourceEvent, SourceRecords
-from clevertap_mapper.io.readers import BOM, GZIP_MAGIC, STDIN, Item, expand_inputs, read_blocks
+from clevertap_mapper.io.readers import BOM, GZIP_MAGIC, STDIN, expand_inputs, read_blocks
 from clevertap_mapper.io.writers import BatchWriter, Output, RejectsWriter
 from clevertap_mapper.stage import (
     NO_TYPE,
@@ -30,34 +29,13 @@ from clevertap_mapper.stage import (
     Format,
     Mapped,
     Record,
-    Stage,
     Summary,
     event_type,
+    map_items,
 )
 
 __all__ = ["NO_TYPE", "Format", "Mapped", "Record", "Summary", "event_type", "map_items",
            "run_convert"]
-
-
-def map_items(items: Iterable[Item], config: MapperConfig, summary: Summary,
-              checker: Checker | None = None) -> Iterator[Mapped | Rejection]:
-    """Map and check a stream of read items, counting into ``summary``."""
-    stage = Stage(config, summary, checker)
-    for item in items:
-        if type(item) is SourceEvent:
-            records, rejections = stage.event(item.event, item.pos)
-            event = item.event
-        elif type(item) is SourceRecords:
-            records, rejections = stage.records(item.records, item.pos)
-            event = None
-        else:
-            assert isinstance(item, Rejection)
-            summary.events += 1
-            yield item
-            continue
-        yield from rejections
-        if records:
-            yield Mapped(item.pos, records, event)
 
 
 ProgressHook = Callable[[Summary], None]

@@ -8,6 +8,7 @@ compiled with mypyc (see setup.py); ``pipeline`` runs it over files, blocks and 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import MappingError
 from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
-from clevertap_mapper.io.readers import RECORD_TYPES, parse_error, split_lines, unwrap
+from clevertap_mapper.io.readers import RECORD_TYPES, Item, parse_error, split_lines, unwrap
 from clevertap_mapper.jsonutil import LongNumberScan, dumps, loads, loads_fast
 from clevertap_mapper.mapping.core import map_event
 
@@ -145,6 +146,27 @@ class Stage:
 
 def _pos(pos: Position | tuple[str, int, int | None]) -> Position:
     return pos if type(pos) is Position else Position(*pos)  # type: ignore[misc]
+
+
+def map_items(items: Iterable[Item], config: MapperConfig, summary: Summary,
+              checker: Checker | None = None) -> Iterator[Mapped | Rejection]:
+    """Map and check a stream of read items, counting into ``summary``."""
+    stage = Stage(config, summary, checker)
+    for item in items:
+        if type(item) is SourceEvent:
+            records, rejections = stage.event(item.event, item.pos)
+            event = item.event
+        elif type(item) is SourceRecords:
+            records, rejections = stage.records(item.records, item.pos)
+            event = None
+        else:
+            assert isinstance(item, Rejection)
+            summary.events += 1
+            yield item
+            continue
+        yield from rejections
+        if records:
+            yield Mapped(item.pos, records, event)
 
 
 @dataclass(slots=True)
