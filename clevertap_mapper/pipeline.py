@@ -183,12 +183,12 @@ def _in_workers(blocks: Iterator[tuple[str, int, Payload]], converter: ChunkConv
                 workers: int, spill_dir: str | None) -> Iterator[ChunkResult]:
     """Blocks converted by this process and ``workers - 1`` forked ones, yielded in input order.
 
-    A block goes to a worker process while fewer than two per worker are waiting there;
-    otherwise this process converts it itself. So ``workers`` processes convert (on N cores,
-    ``--workers N`` keeps N busy, not N plus an idle-most-of-the-time parent), and this one
-    reads ahead only as far as the others keep up. At most ``3 * workers`` blocks are held, so
-    memory does not grow with the input. If reading fails, what was read before is still
-    converted and yielded, then the error raised.
+    A block goes to a worker process while fewer than ``queue_per_worker`` (3) per worker wait
+    there; otherwise this process converts it itself, meanwhile none of the others runs dry.
+    So ``workers`` processes convert: on N cores, ``--workers N`` keeps N busy, not N plus a
+    parent that mostly waits. At most ``3 * workers`` blocks are held, so memory does not grow
+    with the input. If reading fails, what was read before is still converted and yielded,
+    then the error raised.
     """
     context = multiprocessing.get_context("fork")
     queue_per_worker = 3
