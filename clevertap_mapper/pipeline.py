@@ -44,23 +44,29 @@ BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 
 
 
 Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a plain file
-Payload = bytes | Span
+# Whole lines; or a span for the converting process to read; or the path of a gzip file for it
+# to read and convert whole.
+Payload = bytes | Span | str
 
 
-def _blocks(inputs: list[str], block_bytes: int, spans: bool = False,
-            ) -> Iterator[tuple[str, int, Payload]]:
+def _blocks(files: list[str], block_bytes: int, spans: bool = False,
+            whole_gzip: bool = False) -> Iterator[tuple[str, int, Payload]]:
     """(source, first line number, whole lines) of every input, in order; a block holds at
     most about ``block_bytes`` (more only when one line is longer).
 
     With ``spans``, a block of a plain (not gzipped) file is given as (path, offset, length)
-    for a worker to read itself, which spares the pipe to the worker the whole input.
+    for a worker to read itself, which spares the pipe to the worker the whole input. With
+    ``whole_gzip``, a gzip file is given by its path, for a worker to inflate itself.
     """
-    for name in expand_inputs(inputs):
+    for name in files:
         source = "<stdin>" if name == STDIN else name
         start = _plain_file_start(name) if spans else None
         if start is not None:
             for lineno, offset, length in _spans(name, start, block_bytes):
                 yield source, lineno, (name, offset, length)
+            continue
+        if whole_gzip and name != STDIN and _is_gzip(name):
+            yield source, 1, name
             continue
         for first, block in read_blocks(name):
             pieces = [(first, block)] if len(block) <= block_bytes else _cut(
@@ -115,21 +121,67 @@ def _cut(first: int, block: bytes, block_bytes: int) -> Iterator[tuple[int, byte
 
 def _plain_file_start(name: str) -> int | None:
     """Where the lines of a plain regular file start (after a BOM); None for gzip or a pipe."""
-    if name == STDIN or not os.path.isfile(name):
-        return None
-    with open(name, "rb") as f:
-        head = f.read(3)
-    if head[:2] == GZIP_MAGIC:
+    head = _head(name)
+    if head is None or head[:2] == GZIP_MAGIC:
         return None
     return len(BOM) if head == BOM else 0
 
 
-def _payload_bytes(payload: Payload) -> bytes:
-    if type(payload) is bytes:
-        return payload
-    path, offset, length = payload
-    with open(path, "rb", buffering=0) as f:
-        return os.pread(f.fileno(), length, offset)
+def _is_gzip(name: str) -> bool:
+    head = _head(name)
+    return head is not None and head[:2] == GZIP_MAGIC
+
+
+def _head(name: str) -> bytes | None:
+    """The first bytes of a regular file (None for stdin, a pipe, or what cannot be opened:
+    the reader then says what is wrong)."""
+    if name == STDIN or not os.path.isfile(name):
+        return None
+    try:
+        with open(name, "rb") as f:
+            return f.read(3)
+    except OSError:
+        return None
+
+
+def _convert(converter: ChunkConverter, source: str, first_line: int, payload: Payload,
+             spill_dir: str | None) -> ChunkResult:
+    """Convert one unit of work; with ``spill_dir``, its output goes to files (see _spill)."""
+    if isinstance(payload, str):
+        assert spill_dir is not None
+        return _convert_file(converter, source, payload, spill_dir)
+    if isinstance(payload, bytes):
+        block = payload
+    else:
+        path, offset, length = payload
+        with open(path, "rb", buffering=0) as f:
+            block = os.pread(f.fileno(), length, offset)
+    result = converter(source, first_line, block)
+    if spill_dir is not None and type(result.records) is bytes:
+        result = _spill(result, spill_dir)
+    return result
+
+
+def _convert_file(converter: ChunkConverter, source: str, name: str,
+                  spill_dir: str) -> ChunkResult:
+    """A whole (gzip) file converted block by block into two spill files.
+
+    An unreadable rest (truncated gzip) ends it: what was read before is kept, and the error
+    travels with the result for the parent to raise once that is written.
+    """
+    summary = Summary()
+    stem = os.path.join(spill_dir, f"{os.getpid()}-{next(_spill_count)}")
+    error: tuple[str, str, int | None] | None = None
+    with open(stem + ".records", "wb") as records, open(stem + ".rejects", "wb") as rejects:
+        try:
+            for first, block in read_blocks(name):
+                result = converter(source, first, block)
+                summary.merge(result.summary)
+                records.write(result.records)  # type: ignore[arg-type]
+                rejects.write(result.rejects)
+        except InputError as exc:
+            error = (str(exc), exc.source, exc.line)
+    return ChunkResult(b"", [], b"", summary, (stem + ".records", stem + ".rejects"), error)
 
 
 _worker: tuple[ChunkConverter, str | None] | None = None
@@ -156,10 +208,7 @@ def _die_with_parent() -> None:
 def _work(source: str, first_line: int, payload: Payload) -> ChunkResult:
     assert _worker is not None
     converter, spill_dir = _worker
-    result = converter(source, first_line, _payload_bytes(payload))
-    if spill_dir is not None and type(result.records) is bytes:
-        result = _spill(result, spill_dir)
-    return result
+    return _convert(converter, source, first_line, payload, spill_dir)
 
 
 _spill_count = itertools.count()
@@ -183,37 +232,42 @@ def _in_workers(blocks: Iterator[tuple[str, int, Payload]], converter: ChunkConv
                 workers: int, spill_dir: str | None) -> Iterator[ChunkResult]:
     """Blocks converted by this process and ``workers - 1`` forked ones, yielded in input order.
 
-    A block goes to a worker process while fewer than ``queue_per_worker`` (3) per worker wait
-    there; otherwise this process converts it itself, meanwhile none of the others runs dry.
-    So ``workers`` processes convert: on N cores, ``--workers N`` keeps N busy, not N plus a
-    parent that mostly waits. At most ``3 * workers`` blocks are held, so memory does not grow
-    with the input. If reading fails, what was read before is still converted and yielded,
-    then the error raised.
+    A block goes to a worker process while fewer than three per worker wait there (a whole
+    file counts as three); otherwise this process converts it itself, meanwhile none of the
+    others runs dry. So ``workers`` processes convert: on N cores, ``--workers N`` keeps N
+    busy, not N plus a parent that mostly waits. At most ``3 * workers`` blocks are held, so
+    memory does not grow with the input. If reading fails, what was read before is still
+    converted and yielded, then the error raised.
     """
     context = multiprocessing.get_context("fork")
-    queue_per_worker = 3
+    room = 3 * (workers - 1)  # blocks that may wait at the workers
     with context.Pool(workers - 1, initializer=_init_worker,
                       initargs=(converter, spill_dir)) as pool:
-        pending: deque[AsyncResult[ChunkResult] | ChunkResult] = deque()
-        waiting = 0  # blocks sent to workers and not yet taken back
+        # Results in input order: converted here, or (in a worker, its weight in blocks).
+        pending: deque[ChunkResult | tuple[AsyncResult[ChunkResult], int]] = deque()
+        waiting = 0  # weight of the blocks sent to workers and not yet taken back
 
-        def done(head: AsyncResult[ChunkResult] | ChunkResult) -> ChunkResult:
+        def ready(head: ChunkResult | tuple[AsyncResult[ChunkResult], int]) -> bool:
+            return type(head) is ChunkResult or head[0].ready()  # type: ignore[index]
+
+        def done(head: ChunkResult | tuple[AsyncResult[ChunkResult], int]) -> ChunkResult:
             nonlocal waiting
-            if type(head) is ChunkResult:
+            if isinstance(head, ChunkResult):
                 return head
-            waiting -= 1
-            return head.get()  # type: ignore[union-attr]
+            waiting -= head[1]
+            return head[0].get()
 
         try:
             for block in blocks:
-                if waiting < queue_per_worker * (workers - 1):
-                    pending.append(pool.apply_async(_work, block))
-                    waiting += 1
-                else:
-                    source, first, payload = block
-                    pending.append(converter(source, first, _payload_bytes(payload)))
-                while pending and (len(pending) >= 3 * workers or type(pending[0]) is ChunkResult
-                                   or pending[0].ready()):  # type: ignore[union-attr]
+                source, first, payload = block
+                weight = 3 if type(payload) is str else 1
+                if waiting + weight <= room:
+                    pending.append((pool.apply_async(_work, block), weight))
+                    waiting += weight
+                else:  # converted here; only a whole file is spilled (it may be large)
+                    pending.append(_convert(converter, source, first, payload,
+                                            spill_dir if type(payload) is str else None))
+                while pending and (len(pending) >= 3 * workers or ready(pending[0])):
                     yield done(pending.popleft())
         except InputError:
             while pending:  # what was read before the damage still goes out
@@ -237,15 +291,19 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
     summary = Summary()
     writer = BatchWriter(out) if (out is not None and fmt == "batches") else None
     converter = ChunkConverter(config, checker, fmt)
+    files = expand_inputs(inputs)
     with contextlib.ExitStack() as stack:
         if workers > 1:
             spill_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ctmap-"))
+            # Several gzip files go to the workers whole, to inflate themselves; one is
+            # inflated here and handed out in blocks, so that it is still shared.
+            blocks = _blocks(files, block_bytes, spans=True,
+                             whole_gzip=writer is None and len(files) > 1)
             results: Iterator[ChunkResult] = _in_workers(
-                _blocks(inputs, block_bytes, spans=True), converter, workers,
-                spill_dir if writer is None else None)
+                blocks, converter, workers, spill_dir if writer is None else None)
         else:
             results = (converter(source, first, block)  # type: ignore[arg-type]
-                       for source, first, block in _blocks(inputs, block_bytes))
+                       for source, first, block in _blocks(files, block_bytes))
         try:
             for result in results:
                 summary.merge(result.summary)
@@ -257,17 +315,19 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
                         rejects.write_file(rejects_file, result.summary.rejected_total)
                     os.unlink(records_file)
                     os.unlink(rejects_file)
-                    continue
-                if writer is not None:
+                elif writer is not None:
                     tokens = set(result.token_at)
                     for i, encoded in enumerate(result.records):
                         writer.add(encoded, i in tokens)  # type: ignore[arg-type]
                 elif out is not None and result.records:
                     out.write(result.records)  # type: ignore[arg-type]
-                if rejects is not None and result.rejects:
+                if result.spilled is None and rejects is not None and result.rejects:
                     rejects.write_lines(result.rejects, result.summary.rejected_total)
                 if progress is not None:
                     progress(summary)
+                if result.error is not None:
+                    message, source, line = result.error
+                    raise InputError(message, source=source, line=line)
         finally:
             if writer is not None:
                 writer.close()

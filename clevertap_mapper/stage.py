@@ -183,6 +183,8 @@ class ChunkResult:
     summary: Summary
     # Set by a worker that wrote records and rejects to files instead (see _spill).
     spilled: tuple[str, str] | None = None
+    # (message, source, line) of an InputError that ended a whole file after this output.
+    error: tuple[str, str, int | None] | None = None
 
 
 class ChunkConverter:

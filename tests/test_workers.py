@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clevertap_mapper import MapperConfig
 from clevertap_mapper.checks import Checker
+from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import run_convert
 
@@ -50,3 +53,48 @@ def test_workers_output_is_identical(tmp_path: Path, lines: list[str], fmt: Any,
     # Blocks of 200 bytes: lines longer than a block, a BOM, no newline at the end.
     one = convert(tmp_path, lines, 1, fmt, head, end)
     assert convert(tmp_path, lines, workers, fmt, head, end) == one
+
+
+def convert_dir(tmp: Path, parts: list[list[str]], workers: int) -> tuple[bytes, bytes, dict]:
+    src = tmp / "in"
+    src.mkdir(exist_ok=True)
+    for i, lines in enumerate(parts):
+        (src / f"part-{i}.ndjson.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    out, rej = Output(str(tmp / f"o{workers}")), RejectsWriter(str(tmp / f"r{workers}"))
+    summary = run_convert([str(src)], MapperConfig(track_anonymous=True), out, rej,
+                          checker=Checker("strict"), workers=workers, block_bytes=200)
+    out.commit()
+    rej.commit()
+    return (tmp / f"o{workers}").read_bytes(), (tmp / f"r{workers}").read_bytes(), \
+        summary.as_dict()
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(line, min_size=1, max_size=20), min_size=2, max_size=6),
+       st.sampled_from([2, 3]))
+def test_workers_given_whole_gzip_files_give_the_same_output(tmp_path: Path,
+                                                             parts: list[list[str]],
+                                                             workers: int) -> None:
+    # Several gzip files: each goes whole to one process, which inflates it itself.
+    run = tmp_path / f"run-{len(list(tmp_path.iterdir()))}"
+    run.mkdir()
+    assert convert_dir(run, parts, workers) == convert_dir(run, parts, 1)
+
+
+def test_a_truncated_gzip_among_several_keeps_what_came_before(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    good = json.dumps({"type": "track", "userId": "u", "event": "E"}) + "\n"
+    for i in range(4):
+        data = gzip.compress((good * 3000).encode())
+        (src / f"p{i}.ndjson.gz").write_bytes(data if i != 2 else data[: len(data) // 2])
+    outputs = []
+    for workers in (1, 2, 3):
+        out, rej = Output(str(tmp_path / f"o{workers}")), RejectsWriter(str(tmp_path / "r"))
+        with pytest.raises(InputError, match=r"p2\.ndjson\.gz"):
+            run_convert([str(src)], MapperConfig(), out, rej, workers=workers)
+        out.commit()
+        outputs.append((tmp_path / f"o{workers}").read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert 6000 < outputs[0].count(b"\n") < 9000  # p0, p1 and the readable part of p2
