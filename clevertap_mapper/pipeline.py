@@ -60,12 +60,13 @@ def _blocks(files: list[str], block_bytes: int, spans: bool = False,
     """
     for name in files:
         source = "<stdin>" if name == STDIN else name
-        start = _plain_file_start(name) if spans else None
-        if start is not None:
+        head = _head(name) if spans else None  # None: not a regular file, read it here
+        if head is not None and head[:2] != GZIP_MAGIC:
+            start = len(BOM) if head == BOM else 0
             for lineno, offset, length in _spans(name, start, block_bytes):
                 yield source, lineno, (name, offset, length)
             continue
-        if whole_gzip and name != STDIN and _is_gzip(name):
+        if head is not None and whole_gzip:
             yield source, 1, name
             continue
         for first, block in read_blocks(name):
@@ -117,19 +118,6 @@ def _cut(first: int, block: bytes, block_bytes: int) -> Iterator[tuple[int, byte
         yield lineno, piece
         lineno += piece.count(b"\n")
         start = end
-
-
-def _plain_file_start(name: str) -> int | None:
-    """Where the lines of a plain regular file start (after a BOM); None for gzip or a pipe."""
-    head = _head(name)
-    if head is None or head[:2] == GZIP_MAGIC:
-        return None
-    return len(BOM) if head == BOM else 0
-
-
-def _is_gzip(name: str) -> bool:
-    head = _head(name)
-    return head is not None and head[:2] == GZIP_MAGIC
 
 
 def _head(name: str) -> bytes | None:
