@@ -1,7 +1,8 @@
 """The convert pipeline: read -> map -> check -> write, streaming, with a summary.
 
-``run_convert`` is what ``ctmap convert`` and library users call. Memory stays flat: one line,
-its records and at most one open upload body per kind are held at a time.
+``run_convert`` is what ``ctmap convert`` and library users call. Memory stays flat: a block
+of about 1 MiB of lines and its output (a few per process with workers), and at most one open
+upload body per kind, are held at a time. The per-event work is in ``stage`` (compiled).
 """
 
 from __future__ import annotations
