@@ -217,7 +217,10 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
                 except (ValueError, RecursionError) as exc:
                     yield parse_error(Position(source, lineno), line, exc)
                     continue
-                yield from unwrap(value, source, lineno)
+                if type(value) is dict and "type" in value:  # most lines: no generator
+                    yield _typed(value, Position(source, lineno))
+                else:
+                    yield from unwrap(value, source, lineno)
 
 
 def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
@@ -229,10 +232,7 @@ def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
                         f"{_FIX_HINT}", event=value)
         return
     if "type" in value:
-        if type(value["type"]) is str and value["type"] in RECORD_TYPES:
-            yield SourceRecords(Position(source, lineno), [value])
-        else:
-            yield SourceEvent(Position(source, lineno), value)
+        yield _typed(value, Position(source, lineno))
         return
     batch = value.get("batch")
     if type(batch) is list:  # HTTP API batch envelope
@@ -251,6 +251,14 @@ def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
         yield SourceRecords(Position(source, lineno), d)
         return
     yield SourceEvent(Position(source, lineno), value)  # mapping rejects it: no type
+
+
+def _typed(value: dict[str, Any], pos: Position) -> SourceEvent | SourceRecords:
+    """A line with a ``type``: an event, or a record of ctmap's own output."""
+    kind = value["type"]
+    if type(kind) is str and kind in RECORD_TYPES:
+        return SourceRecords(pos, [value])
+    return SourceEvent(pos, value)
 
 
 def _batch(batch: list[Any], envelope: dict[str, Any], source: str,
