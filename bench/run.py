@@ -127,19 +127,21 @@ def main() -> None:
                 server.terminate()
                 server.wait(10)
 
-    floor = results.get("floor")
+    floor, convert = results.get("floor"), results.get("convert")
     rows = []
     print(f"\n{args.events:,} events, {size_mb:.0f} MB, best of {args.rounds} rounds, "
           f"{os.cpu_count()} cores\n")
-    print(f"{'job':34} {'events/s':>10} {'x floor':>8} {'peak RSS':>9}")
+    print(f"{'job':34} {'events/s':>10} {'x floor':>8} {'x convert':>10} {'peak RSS':>9}")
     for r in results.values():
         rate = args.events / r.best
         ratio = floor.best / r.best if floor else float("nan")
+        # Against one-process convert: the speed-up of --workers, upload's share of it.
+        versus = convert.best / r.best if convert else float("nan")
         rows.append({"job": r.name, "events_per_s": round(rate), "ratio_to_floor":
-                     round(ratio, 3), "best_s": round(r.best, 3),
-                     "all_s": [round(s, 3) for s in r.seconds],
+                     round(ratio, 3), "ratio_to_convert": round(versus, 3),
+                     "best_s": round(r.best, 3), "all_s": [round(s, 3) for s in r.seconds],
                      "peak_rss_mb": round(max(r.rss_mb), 1)})
-        print(f"{r.name:34} {rate:10,.0f} {ratio:8.2f} {max(r.rss_mb):7.1f} MB")
+        print(f"{r.name:34} {rate:10,.0f} {ratio:8.2f} {versus:10.2f} {max(r.rss_mb):7.1f} MB")
     Path(args.out).write_text(json.dumps({"events": args.events, "file_mb": round(size_mb, 1),
                                           "rounds": args.rounds, "results": rows}, indent=2))
     print(f"\nwritten to {args.out}")
