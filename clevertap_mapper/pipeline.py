@@ -159,9 +159,9 @@ def _convert_file(converter: ChunkConverter, source: str, name: str,
     travels with the result for the parent to raise once that is written.
     """
     summary = Summary()
-    stem = os.path.join(spill_dir, f"{os.getpid()}-{next(_spill_count)}")
+    paths = _spill_paths(spill_dir)
     error: tuple[str, str, int | None] | None = None
-    with open(stem + ".records", "wb") as records, open(stem + ".rejects", "wb") as rejects:
+    with open(paths[0], "wb") as records, open(paths[1], "wb") as rejects:
         try:
             for first, block in read_blocks(name):
                 result = converter(source, first, block)
@@ -170,7 +170,7 @@ def _convert_file(converter: ChunkConverter, source: str, name: str,
                 rejects.write(result.rejects)
         except InputError as exc:
             error = (str(exc), exc.source, exc.line)
-    return ChunkResult(b"", [], b"", summary, (stem + ".records", stem + ".rejects"), error)
+    return ChunkResult(b"", [], b"", summary, paths, error)
 
 
 _worker: tuple[ChunkConverter, str | None] | None = None
@@ -203,6 +203,12 @@ def _work(source: str, first_line: int, payload: Payload) -> ChunkResult:
 _spill_count = itertools.count()
 
 
+def _spill_paths(spill_dir: str) -> tuple[str, str]:
+    """Two new file names in ``spill_dir``: for one unit's records, and for its rejects."""
+    stem = os.path.join(spill_dir, f"{os.getpid()}-{next(_spill_count)}")
+    return stem + ".records", stem + ".rejects"
+
+
 def _spill(result: ChunkResult, spill_dir: str) -> ChunkResult:
     """Write a block's output to two files and return their names instead of the bytes.
 
@@ -210,11 +216,11 @@ def _spill(result: ChunkResult, spill_dir: str) -> ChunkResult:
     unpickling of every byte; from a file the parent passes it to its output with sendfile,
     leaving its core to the workers.
     """
-    stem = os.path.join(spill_dir, f"{os.getpid()}-{next(_spill_count)}")
-    for suffix, data in ((".records", result.records), (".rejects", result.rejects)):
-        with open(stem + suffix, "wb") as f:
+    paths = _spill_paths(spill_dir)
+    for path, data in zip(paths, (result.records, result.rejects), strict=True):
+        with open(path, "wb") as f:
             f.write(data)  # type: ignore[arg-type]
-    return ChunkResult(b"", [], b"", result.summary, (stem + ".records", stem + ".rejects"))
+    return ChunkResult(b"", [], b"", result.summary, paths)
 
 
 def _in_workers(blocks: Iterator[tuple[str, int, Payload]], converter: ChunkConverter,
