@@ -5,9 +5,9 @@ BIN    := $(VENV)/bin
 # COMPILE=0 installs the pure-Python build instead of compiling the hot path (setup.py).
 COMPILE ?= 1
 STAMP  := $(VENV)/.installed-compile-$(COMPILE)
-# The modules setup.py compiles: a change to one of them rebuilds.
-CORE   := $(wildcard clevertap_mapper/mapping/*.py) clevertap_mapper/checks.py \
-          clevertap_mapper/jsonutil.py clevertap_mapper/stage.py
+# The modules setup.py compiles ([tool.ctmap] compiled in pyproject.toml): a change to one of
+# them rebuilds.
+CORE   := $(shell sed -n '/^compiled = \[/,/^\]/s/^ *"\(.*\)",*$$/\1/p' pyproject.toml)
 
 .PHONY: run test lint bench profile clean
 
