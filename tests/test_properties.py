@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import given, settings
@@ -192,3 +193,18 @@ def _epoch_seconds_by_the_rule(raw: Any) -> int | None:
     st.from_regex(r"\A\d{3,5}[-eE.][-\d]{0,8}\Z"), st.text(max_size=12)))
 def test_ts_strings_read_as_the_d2_rule_says(text: str) -> None:
     assert epoch_seconds(text) == _epoch_seconds_by_the_rule(text), text
+
+
+@settings(max_examples=500)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+       st.one_of(st.none(), st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
+                                          max_value=timedelta(hours=23, minutes=59))),
+       st.sampled_from(["date", "minutes", "seconds", "auto"]))
+def test_iso_seconds_is_the_standard_library_timestamp(when: datetime, offset: timedelta | None,
+                                                       spec: str) -> None:
+    if offset is not None:
+        when = when.replace(tzinfo=timezone(offset))
+    text = when.date().isoformat() if spec == "date" else when.isoformat(timespec=spec)
+    parsed = datetime.fromisoformat(text)
+    expected = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    assert iso_seconds(text) == expected, text

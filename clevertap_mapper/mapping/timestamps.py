@@ -137,15 +137,19 @@ def _scale_to_seconds(x: float) -> float:
     return x
 
 
+_EPOCH: Final = datetime(1970, 1, 1)
+_EPOCH_UTC: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def iso_seconds(text: str) -> float | None:
     """Seconds (with fraction) of an ISO-8601 date or date-time; offset-less read as UTC."""
     try:
         dt = datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    # What ``dt.replace(tzinfo=UTC).timestamp()`` computes, without its 0.6 us detour through
+    # a second datetime for the offset-less dates (birthdays) that are common here.
+    return (dt - (_EPOCH if dt.tzinfo is None else _EPOCH_UTC)).total_seconds()
 
 
 def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
