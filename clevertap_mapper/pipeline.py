@@ -21,7 +21,14 @@ from multiprocessing.pool import AsyncResult
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import InputError
-from clevertap_mapper.io.readers import BOM, GZIP_MAGIC, STDIN, expand_inputs, read_blocks
+from clevertap_mapper.io.readers import (
+    BOM,
+    GZIP_MAGIC,
+    STDIN,
+    expand_inputs,
+    read_blocks,
+    source_name,
+)
 from clevertap_mapper.io.writers import BatchWriter, Output, RejectsWriter
 from clevertap_mapper.stage import (
     NO_TYPE,
@@ -50,18 +57,18 @@ Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a p
 Payload = bytes | Span | str
 
 
-def _blocks(files: list[str], block_bytes: int, spans: bool = False,
+def _blocks(files: list[str], block_bytes: int,
             whole_gzip: bool = False) -> Iterator[tuple[str, int, Payload]]:
-    """(source, first line number, whole lines) of every input, in order; a block holds at
-    most about ``block_bytes`` (more only when one line is longer).
+    """(source, first line number, whole lines) of every input, in order, for workers; a block
+    holds at most about ``block_bytes`` (more only when one line is longer).
 
-    With ``spans``, a block of a plain (not gzipped) file is given as (path, offset, length)
-    for a worker to read itself, which spares the pipe to the worker the whole input. With
-    ``whole_gzip``, a gzip file is given by its path, for a worker to inflate itself.
+    A block of a plain (not gzipped) file is given as (path, offset, length) for a worker to
+    read itself, which spares the pipe to the worker the whole input. With ``whole_gzip``, a
+    gzip file is given by its path, for a worker to inflate itself.
     """
     for name in files:
-        source = "<stdin>" if name == STDIN else name
-        head = _head(name) if spans else None  # None: not a regular file, read it here
+        source = source_name(name)
+        head = _head(name)  # None: not a regular file, read it here
         if head is not None and head[:2] != GZIP_MAGIC:
             start = len(BOM) if head == BOM else 0
             for lineno, offset, length in _spans(name, start, block_bytes):
@@ -70,9 +77,9 @@ def _blocks(files: list[str], block_bytes: int, spans: bool = False,
         if head is not None and whole_gzip:
             yield source, 1, name
             continue
-        for first, block in read_blocks(name):
-            pieces = [(first, block)] if len(block) <= block_bytes else _cut(
-                first, block, block_bytes)
+        for block in read_blocks(name):
+            pieces = [(block.first, block.data)] if len(block.data) <= block_bytes else _cut(
+                block.first, block.data, block_bytes)
             for lineno, piece in pieces:
                 yield source, lineno, piece
 
@@ -163,8 +170,8 @@ def _convert_file(converter: ChunkConverter, source: str, name: str,
     error: tuple[str, str, int | None] | None = None
     with open(paths[0], "wb") as records, open(paths[1], "wb") as rejects:
         try:
-            for first, block in read_blocks(name):
-                result = converter(source, first, block)
+            for block in read_blocks(name):
+                result = converter(source, block.first, block.data, block.lines())
                 summary.merge(result.summary)
                 records.write(result.records)  # type: ignore[arg-type]
                 rejects.write(result.rejects)
@@ -292,13 +299,12 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
             spill_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ctmap-"))
             # Several gzip files go to the workers whole, to inflate themselves; one is
             # inflated here and handed out in blocks, so that it is still shared.
-            blocks = _blocks(files, block_bytes, spans=True,
-                             whole_gzip=writer is None and len(files) > 1)
+            blocks = _blocks(files, block_bytes, whole_gzip=writer is None and len(files) > 1)
             results: Iterator[ChunkResult] = _in_workers(
                 blocks, converter, workers, spill_dir if writer is None else None)
         else:
-            results = (converter(source, first, block)  # type: ignore[arg-type]
-                       for source, first, block in _blocks(files, block_bytes))
+            results = (converter(source_name(name), block.first, block.data, block.lines())
+                       for name in files for block in read_blocks(name))
         try:
             for result in results:
                 summary.merge(result.summary)

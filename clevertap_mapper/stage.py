@@ -200,14 +200,17 @@ class ChunkConverter:
         self.joined = fmt == "records"
         self.js_numbers = config.compat is not None
 
-    def __call__(self, source: str, first_line: int, block: bytes) -> ChunkResult:
+    def __call__(self, source: str, first_line: int, block: bytes,
+                 lines: list[bytes] | None = None) -> ChunkResult:
+        """Convert ``block``; ``lines``: the block already split (see readers.Block)."""
         summary = Summary()
         stage = Stage(self.config, summary, self.checker)
         out = _Encoded(summary)
         scan = LongNumberScan(block)
         js_numbers = self.js_numbers
         start = 0
-        for lineno, line in enumerate(split_lines(block), first_line):
+        for lineno, line in enumerate(split_lines(block) if lines is None else lines,
+                                      first_line):
             end = start + len(line)
             exact = scan.needs_exact(start, end)
             start = end + 1

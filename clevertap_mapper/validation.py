@@ -18,7 +18,7 @@ from clevertap_mapper.checks import CLEVERTAP_CODES, Checker, Finding
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.model import Position, Rejection
-from clevertap_mapper.io.readers import STDIN, expand_inputs, read_items
+from clevertap_mapper.io.readers import expand_inputs, read_items, source_name
 from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS
 from clevertap_mapper.pipeline import Mapped, Summary, map_items
 
@@ -168,7 +168,7 @@ def run_validate(inputs: list[str], config: MapperConfig, checker: Checker, *,
                     progress(summary)
         except InputError as exc:
             recording.take()
-            report.unreadable.append(("<stdin>" if name == STDIN else name, str(exc)))
+            report.unreadable.append((source_name(name), str(exc)))
     return report
 
 

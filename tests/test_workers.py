@@ -98,3 +98,23 @@ def test_a_truncated_gzip_among_several_keeps_what_came_before(tmp_path: Path) -
         outputs.append((tmp_path / f"o{workers}").read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
     assert 6000 < outputs[0].count(b"\n") < 9000  # p0, p1 and the readable part of p2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_line_numbers_hold_across_reads(tmp_path: Path, workers: int, gzipped: bool) -> None:
+    # Some 3 MiB of lines, so a reader numbers lines over several 1 MiB reads and blocks.
+    good = json.dumps({"type": "track", "userId": "u", "event": "E",
+                       "properties": {"pad": "x" * 80}})
+    bad_at = {1, 9_999, 10_000, 20_001, 31_234, 32_000}
+    lines = ["{oops" if n in bad_at else good for n in range(1, 32_001)]
+    text = ("\n".join(lines) + "\n").encode()
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(gzip.compress(text) if gzipped else text)
+    out, rej = Output(str(tmp_path / "o")), RejectsWriter(str(tmp_path / "r"))
+    summary = run_convert([str(src)], MapperConfig(), out, rej, workers=workers,
+                          block_bytes=100_000)
+    rej.commit()
+    rejected = [json.loads(r) for r in (tmp_path / "r").read_text().splitlines()]
+    assert [r["line"] for r in rejected] == sorted(bad_at)
+    assert summary.events == 32_000

@@ -33,6 +33,11 @@ _FIX_HINT: Final = "fix the line, or leave it in the rejects file"
 Item = SourceEvent | SourceRecords | Rejection
 
 
+
+def source_name(name: str) -> str:
+    """How positions and messages name an input: its path, or ``<stdin>``."""
+    return "<stdin>" if name == STDIN else name
+
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
     """Files as given, directories read recursively in name order.
 
@@ -120,8 +125,33 @@ def _decoded_chunks(name: str) -> Iterator[bytes]:
         raise TruncatedInput("the compressed stream ends before its end marker")
 
 
-def read_blocks(name: str) -> Iterator[tuple[int, bytes]]:
-    """(line number of the first line, whole lines) of an input, a read at a time.
+class Block:
+    """Whole lines of an input, read at once, and the number of the first.
+
+    Whoever needs the lines splits them through ``lines()``; the reader then numbers the next
+    block from their count, with no second pass over the bytes looking for newlines.
+    """
+
+    __slots__ = ("_lines", "data", "first")
+
+    def __init__(self, first: int, data: bytes) -> None:
+        self.first = first
+        self.data = data
+        self._lines: list[bytes] | None = None
+
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = split_lines(self.data)
+        return self._lines
+
+    def line_count(self) -> int:
+        if self._lines is not None:
+            return len(self._lines)
+        return self.data.count(b"\n") + (not self.data.endswith(b"\n"))
+
+
+def read_blocks(name: str) -> Iterator[Block]:
+    """The Blocks of an input, a read at a time.
 
     Blocks end at a newline (the last may lack one). A file is read 1 MiB at a time; stdin is
     passed on as soon as a line is complete, so records flow while its writer still writes.
@@ -153,10 +183,11 @@ def read_blocks(name: str) -> Iterator[tuple[int, bytes]]:
             else:
                 block = data  # the read ends with a whole line: no copy at all
             partial = data[cut + 1:]
-            yield lineno, block
-            lineno += block.count(b"\n")
+            numbered = Block(lineno, block)
+            yield numbered
+            lineno += numbered.line_count()
         if partial:
-            yield lineno, partial
+            yield Block(lineno, partial)
     except TruncatedInput as exc:
         raise InputError(
             f"{name}: the gzip data is truncated or corrupt after line {lineno - 1} ({exc}); "
@@ -203,11 +234,11 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
     rejecting the line.
     """
     for name in expand_inputs(inputs):
-        source = "<stdin>" if name == STDIN else name
-        for first, block in read_blocks(name):
-            scan = LongNumberScan(block)
+        source = source_name(name)
+        for block in read_blocks(name):
+            scan = LongNumberScan(block.data)
             start = 0
-            for lineno, line in enumerate(split_lines(block), first):
+            for lineno, line in enumerate(block.lines(), block.first):
                 exact = scan.needs_exact(start, start + len(line))
                 start += len(line) + 1
                 if not line.strip():
