@@ -114,6 +114,8 @@ def test_number_to_string_matches_javascript() -> None:
 
 def test_json_stringify_orders_integer_keys_first() -> None:
     assert json_stringify({"b": 1, "10": 2, "2": 3, "01": 4}) == '{"2":3,"10":2,"b":1,"01":4}'
+    # Only ASCII digits make an array index in JS; Python's \d and int() take others too.
+    assert json_stringify({"b": 1, "1\u0663": 2, "2": 3}) == '{"2":3,"b":1,"1\u0663":2}'
 
 
 @settings(max_examples=200, deadline=None)

@@ -200,41 +200,35 @@ def to_number(x: Any) -> float:
     return math.nan
 
 
-_ARRAY_INDEX: Final = re.compile(r"(?:0|[1-9]\d{0,9})\Z")
+_ARRAY_INDEX: Final = re.compile(r"(?:0|[1-9][0-9]{0,9})\Z")
 
 
 def is_array_index(key: str) -> bool:
     """JS orders object keys that are array indices ("0", "17", not "01") first, ascending."""
-    return bool(_ARRAY_INDEX.match(key)) and int(key) < 2**32 - 1
+    # The first character alone settles almost every key, without the regex.
+    return (key != "" and "0" <= key[0] <= "9" and bool(_ARRAY_INDEX.match(key))
+            and int(key) < 2**32 - 1)
 
 
 def js_key_order(d: dict[str, Any]) -> list[str]:
     """Own-key order of a JS object built from ``d``: integer-like keys first, ascending."""
-    ints = [k for k in d if k[:1].isdigit() and is_array_index(k)]
+    ints = [k for k in d if is_array_index(k)]
     if not ints:
         return list(d)
     ints.sort(key=int)
-    rest = [k for k in d if not (k[:1].isdigit() and is_array_index(k))]
+    rest = [k for k in d if not is_array_index(k)]
     return ints + rest
 
 
 def _needs_js_encoder(v: Any) -> bool:
     """True when orjson's output could differ from JSON.stringify for ``v``."""
     t = type(v)
+    if t is str:
+        return False
     if t is dict:
-        for k, x in v.items():
-            if k[:1].isdigit() and is_array_index(k):
-                return True
-            tx = type(x)
-            if (tx is dict or tx is list or tx is float or tx is int) and _needs_js_encoder(x):
-                return True
-        return False
+        return _object_needs_js_encoder(v)
     if t is list:
-        for x in v:
-            tx = type(x)
-            if (tx is dict or tx is list or tx is float or tx is int) and _needs_js_encoder(x):
-                return True
-        return False
+        return _array_needs_js_encoder(v)
     if t is float:
         # Plain decimals print alike in orjson and JS; integral floats (1.0), exponents and
         # non-finite values do not.
@@ -261,6 +255,15 @@ def _js_json_slow(v: Any) -> str:
             return "null"
         return number_to_string(v)
     return orjson.dumps(v).decode()
+
+
+# Typed containers, so that compiled code walks them with the dict and list primitives.
+def _object_needs_js_encoder(d: dict[str, Any]) -> bool:
+    return any(is_array_index(k) or _needs_js_encoder(x) for k, x in d.items())
+
+
+def _array_needs_js_encoder(items: list[Any]) -> bool:
+    return any(_needs_js_encoder(x) for x in items)
 
 
 def json_stringify(v: Any) -> str:
