@@ -173,21 +173,18 @@ def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str) ->
     """convertObjectAndArrayToString: nested values become JSON text, except Items (spec s6)."""
     if not truthy(payload):
         return {}
-    items = payload.items() if type(payload) is dict else own_items(payload)
-    out: Record = {}
-    for k, v in items:
+    out: Record = dict(payload) if type(payload) is dict else dict(own_items(payload))
+    charged = evt_name == "Charged"
+    for k, v in out.items():  # only values are replaced: the dict keeps its size
         tv = type(v)
         if (tv is dict or tv is list) and k not in T.UNSTRINGIFIED_KEYS:
-            if tv is list and k == "Items" and evt_name == "Charged":
-                out[k] = v  # stringified and parsed straight back (s6 step 3): the same list
-                continue
+            if tv is list and k == "Items" and charged:
+                continue  # stringified and parsed straight back (s6 step 3): the same list
             out[k] = json_stringify(v)
-            if trace is not None and not (k == "Items" and evt_name == "Charged"):
+            if trace is not None and not (k == "Items" and charged):
                 trace.add("changed", f"{prefix}{k}", f"{prefix}{k}: stringified, CleverTap "
                           "allows no nested values here", before=v, after=out[k])
-        else:
-            out[k] = v
-    if evt_name == "Charged" and truthy(out.get("Items", MISSING)):
+    if charged and truthy(out.get("Items", MISSING)):
         out["Items"] = _charged_items(payload.get("Items") if type(payload) is dict else None,
                                       out["Items"])
     return out
@@ -343,8 +340,10 @@ class _TraitRoots:
 
     __slots__ = ("roots",)
 
-    def __init__(self, roots: tuple[Any, Any, Any]) -> None:
-        self.roots = roots  # in the order of T.TRAIT_ROOT_NAMES
+    def __init__(self, roots: tuple[Any, ...]) -> None:
+        # In the order of T.TRAIT_ROOT_NAMES. (A tuple[Any, Any, Any] would be stored unboxed
+        # when compiled, and boxed again for every lookup by index.)
+        self.roots = roots
 
     @staticmethod
     def of(event: dict[str, Any]) -> _TraitRoots | None:
