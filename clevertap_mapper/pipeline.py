@@ -191,6 +191,21 @@ def _init_worker(converter: ChunkConverter, spill_dir: str | None) -> None:
     _worker = (converter, spill_dir)
 
 
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep up to 32 MiB of freed memory instead of handing it back at once.
+
+    Each block allocates and frees a few MiB (the block, its lines, its output). By default
+    glibc returns that to the kernel and the next block faults it in again, page by page:
+    4% of convert's time. Peak memory does not change; the process just keeps what it had.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 16 << 20)  # M_MMAP_THRESHOLD: blocks come from the heap, not mmap
+        libc.mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD: keep this much free heap
+    except (OSError, AttributeError):
+        pass  # not glibc: its allocator's own defaults apply
+
+
 def _die_with_parent() -> None:
     """Ask Linux to end this worker when its parent dies, even by SIGKILL (a forked worker
     holds the pool's pipes open itself, so it would never see them close)."""
@@ -290,6 +305,7 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
     cannot be read at all; what was converted before stays in ``out`` (the caller decides
     whether to commit it).
     """
+    _keep_freed_memory()
     summary = Summary()
     writer = BatchWriter(out) if (out is not None and fmt == "batches") else None
     converter = ChunkConverter(config, checker, fmt)
