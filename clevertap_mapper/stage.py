@@ -205,7 +205,7 @@ class ChunkConverter:
         """Convert ``block``; ``lines``: the block already split (see readers.Block)."""
         summary = Summary()
         stage = Stage(self.config, summary, self.checker)
-        out = _Encoded(summary)
+        out = _Encoded()
         scan = LongNumberScan(block)
         js_numbers = self.js_numbers
         start = 0
@@ -223,18 +223,24 @@ class ChunkConverter:
                 out.add([], [parse_error(Position(source, lineno), line, exc)])
                 continue
             kind = value.get("type") if type(value) is dict else None
+            # (Results are unpacked before add(): a star call would go through the generic
+            # calling convention, not the compiled one.)
             if type(kind) is str and kind not in RECORD_TYPES:
-                out.add(*stage.event(value, (source, lineno, None), line))
+                records, rejections = stage.event(value, (source, lineno, None), line)
+                out.add(records, rejections)
                 continue
             for item in unwrap(value, source, lineno):
                 if type(item) is SourceEvent:
-                    out.add(*stage.event(item.event, item.pos))
+                    records, rejections = stage.event(item.event, item.pos)
+                    out.add(records, rejections)
                 elif type(item) is SourceRecords:
-                    out.add(*stage.records(item.records, item.pos))
+                    records, rejections = stage.records(item.records, item.pos)
+                    out.add(records, rejections)
                 else:
                     assert isinstance(item, Rejection)
                     summary.events += 1
                     out.add([], [item])
+        out.count_into(summary)
         encoded: bytes | list[bytes] = out.records
         if self.joined:
             encoded = b"\n".join(out.records) + b"\n" if out.records else b""
@@ -249,22 +255,32 @@ class _Encoded:
     that only the cyclic GC frees, which let each block's output pile up in memory.)
     """
 
-    __slots__ = ("records", "rejects", "summary", "token_at")
+    __slots__ = ("kinds", "records", "rejected", "rejects", "token_at")
 
-    def __init__(self, summary: Summary) -> None:
-        self.summary = summary
+    def __init__(self) -> None:
         self.records: list[bytes] = []
         self.token_at: list[int] = []  # indices of the device-token records
         self.rejects: list[bytes] = []
+        # Counted in plain dicts, which compiled code updates without generic calls; added to
+        # the block's Summary at the end (``count_into``).
+        self.kinds: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
 
     def add(self, mapped: list[Record], rejections: list[Rejection]) -> None:
-        kinds = self.summary.records
+        kinds = self.kinds
         for record in mapped:
-            kind = record["type"]
-            kinds[kind] += 1
+            # Not always a str: with checks off, a record read back goes out as it came.
+            kind = str(record.get("type"))
+            kinds[kind] = kinds.get(kind, 0) + 1
             if kind == "token":
                 self.token_at.append(len(self.records))
             self.records.append(dumps(record))
+        rejected = self.rejected
         for rejection in rejections:
-            self.summary.rejected[rejection.code] += 1
+            code = rejection.code
+            rejected[code] = rejected.get(code, 0) + 1
             self.rejects.append(rejection.encode())
+
+    def count_into(self, summary: Summary) -> None:
+        summary.records.update(self.kinds)
+        summary.rejected.update(self.rejected)

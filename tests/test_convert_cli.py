@@ -326,3 +326,22 @@ def test_a_rejected_line_keeps_the_event_exactly_as_it_was_read(tmp_path: Path) 
     assert first["event"] == json.loads(event) and first["line"] == 1
     assert second["stage"] == "check" and second["record"]["evtName"] == "App Launched"
     assert second["event"] == json.loads(checked_out) and second["line"] == 2
+
+
+@pytest.mark.parametrize("checks, passed, rejected", [
+    ("strict", [], ["invalid_record_type", "invalid_record_type", "not_an_object"]),
+    ("warn", [{"identity": "x"}, {"type": 5, "identity": "x"}], ["not_an_object"]),
+    ("off", [{"identity": "x"}, {"type": 5, "identity": "x"}], ["not_an_object"]),
+])
+def test_odd_records_in_a_body_read_back_are_rejected_or_passed_not_a_crash(
+        tmp_path: Path, checks: str, passed: list[Any], rejected: list[str]) -> None:
+    src = write_ndjson(tmp_path / "bodies.ndjson",
+                       [{"d": [{"identity": "x"}]}, {"d": [{"type": 5, "identity": "x"}, "str"]}])
+    out, rejects = tmp_path / "out.ndjson", tmp_path / "rejects.ndjson"
+    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects),
+                 "--checks", checks)
+    assert result.exit_code == 3, result.output
+    assert read_lines(out) == passed
+    got = read_lines(rejects)
+    assert [r["code"] for r in got] == rejected
+    assert (got[-1]["line"], got[-1]["index"], got[-1]["record"]) == (2, 2, "str")

@@ -279,7 +279,7 @@ def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
         return
     d = value.get("d")
     if type(d) is list and "type" not in value:  # an upload body written by ctmap convert
-        yield SourceRecords(Position(source, lineno), d)
+        yield from _body(d, source, lineno)
         return
     yield SourceEvent(Position(source, lineno), value)  # mapping rejects it: no type
 
@@ -290,6 +290,24 @@ def _typed(value: dict[str, Any], pos: Position) -> SourceEvent | SourceRecords:
     if type(kind) is str and kind in RECORD_TYPES:
         return SourceRecords(pos, [value])
     return SourceEvent(pos, value)
+
+
+def _body(records: list[Any], source: str, lineno: int) -> Iterator[Item]:
+    """The records of an upload body, in order; an item that is not an object is rejected by
+    itself."""
+    objects: list[dict[str, Any]] = []
+    for i, record in enumerate(records, 1):
+        if type(record) is dict:
+            objects.append(record)
+            continue
+        if objects:
+            yield SourceRecords(Position(source, lineno), objects)
+            objects = []
+        yield Rejection(Position(source, lineno, i), "read", "not_an_object",
+                        f"record {i} of the body holds {_kind(record)}, not a record object; "
+                        f"{_FIX_HINT}", record=record)
+    if objects:
+        yield SourceRecords(Position(source, lineno), objects)
 
 
 def _batch(batch: list[Any], envelope: dict[str, Any], source: str,

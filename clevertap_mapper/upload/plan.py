@@ -96,16 +96,6 @@ def _records(results: Iterator[Mapped | Rejection], summary: Summary | None,
     for result in results:
         if type(result) is Mapped:
             for record in result.records:
-                if type(record) is not dict:
-                    # A ``{"d": [...]}`` line from elsewhere may hold a non-object record.
-                    if summary is not None:
-                        rejection = Rejection(
-                            result.pos, "read", "not_an_object",
-                            "a record in this upload body is not a JSON object; fix the line, "
-                            "or leave it in the rejects file", record=record)
-                        summary.rejected[rejection.code] += 1
-                        rejections.append(rejection.compact())
-                    continue
                 if summary is not None:
                     summary.records[str(record.get("type"))] += 1
                 if keep is None or keep(record):
