@@ -201,12 +201,13 @@ def test_ts_strings_read_as_the_d2_rule_says(text: str) -> None:
 @given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
        st.one_of(st.none(), st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
                                           max_value=timedelta(hours=23, minutes=59))),
-       st.sampled_from(["date", "minutes", "seconds", "auto"]))
+       st.sampled_from(["date", "minutes", "seconds", "auto"]),
+       st.sampled_from(["", " ", "\t", "\n", "\u3000"]), st.sampled_from(["", " ", "\r\n"]))
 def test_iso_seconds_is_the_standard_library_timestamp(when: datetime, offset: timedelta | None,
-                                                       spec: str) -> None:
+                                                       spec: str, before: str, after: str) -> None:
     if offset is not None:
         when = when.replace(tzinfo=timezone(offset))
     text = when.date().isoformat() if spec == "date" else when.isoformat(timespec=spec)
     parsed = datetime.fromisoformat(text)
     expected = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    assert iso_seconds(text) == expected, text
+    assert iso_seconds(before + text + after) == expected, before + text + after

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from calendar import timegm
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_tz
 from typing import Any, Final
 
@@ -139,17 +139,22 @@ def _scale_to_seconds(x: float) -> float:
 
 _EPOCH: Final = datetime(1970, 1, 1)
 _EPOCH_UTC: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND: Final = timedelta(seconds=1)
+_from_iso: Final = datetime.fromisoformat
 
 
 def iso_seconds(text: str) -> float | None:
     """Seconds (with fraction) of an ISO-8601 date or date-time; offset-less read as UTC."""
     try:
-        dt = datetime.fromisoformat(text.strip())
+        dt = _from_iso(text)
     except ValueError:
-        return None
-    # What ``dt.replace(tzinfo=UTC).timestamp()`` computes, without its 0.6 us detour through
-    # a second datetime for the offset-less dates (birthdays) that are common here.
-    return (dt - (_EPOCH if dt.tzinfo is None else _EPOCH_UTC)).total_seconds()
+        try:  # it takes no surrounding white space: strip only the texts that have some
+            dt = _from_iso(text.strip())
+        except ValueError:
+            return None
+    # What ``dt.replace(tzinfo=UTC).timestamp()`` computes (microseconds / 10**6), without its
+    # 0.6 us detour through a second datetime for the offset-less dates (birthdays).
+    return (dt - (_EPOCH if dt.tzinfo is None else _EPOCH_UTC)) / _SECOND
 
 
 def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
