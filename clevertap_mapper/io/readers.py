@@ -33,10 +33,10 @@ _FIX_HINT: Final = "fix the line, or leave it in the rejects file"
 Item = SourceEvent | SourceRecords | Rejection
 
 
-
 def source_name(name: str) -> str:
     """How positions and messages name an input: its path, or ``<stdin>``."""
     return "<stdin>" if name == STDIN else name
+
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
     """Files as given, directories read recursively in name order.
