@@ -24,12 +24,12 @@ run: $(STAMP)  ## convert the bundled samples and show the summary
 	  rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 3 ] || exit $$rc
 	@echo "wrote out/records.ndjson and out/rejects.ndjson"
 
-test: $(STAMP)  ## the whole test suite, then the mapping, check and reader tests on the uncompiled source
+test: $(STAMP)  ## the whole test suite, then the tests of the compiled modules on their source
 	$(BIN)/pytest -q
 	CTMAP_PURE=1 $(BIN)/pytest -q tests/test_conformance.py tests/test_mapping_default.py \
 	  tests/test_properties.py tests/test_paths.py tests/test_checks.py tests/test_explain.py \
 	  tests/test_dryrun_cli.py tests/test_workers.py tests/test_input_shapes.py \
-	  tests/test_nasty_inputs.py
+	  tests/test_nasty_inputs.py tests/test_upload_plan.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check clevertap_mapper cli tests bench setup.py
