@@ -5,8 +5,8 @@ type-checked by mypy --strict, so there is one implementation; compiled, convert
 1.6x as fast (README, "The compiled hot path"). Everything else stays interpreted.
 
 Compiling is all or nothing, and never fails the install: with CTMAP_COMPILE=0, without a C
-compiler or Python's headers, or when the compiler fails, the package installs as pure Python
-and behaves the same, only slower (``ctmap --version`` says which build runs).
+compiler or Python's headers, or when mypy or the compiler fails, the package installs as pure
+Python and behaves the same, only slower (``ctmap --version`` says which build runs).
 """
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ def ext_modules() -> list[Any]:
     from mypyc.build import mypycify  # noqa: PLC0415 - only needed when compiling
 
     pyproject = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())
-    return mypycify(pyproject["tool"]["ctmap"]["compiled"],  # type: ignore[no-any-return]
-                    opt_level="3", debug_level="0")
+    try:
+        return mypycify(pyproject["tool"]["ctmap"]["compiled"],  # type: ignore[no-any-return]
+                        opt_level="3", debug_level="0")
+    except (Exception, SystemExit) as exc:  # mypy's own errors end in SystemExit
+        print(f"ctmap: the compiled build failed before compiling ({exc!r}); installing the "
+              "pure-Python build", file=sys.stderr)
+        return []
 
 
 class AllOrNothing(build_ext):
