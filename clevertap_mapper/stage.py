@@ -110,6 +110,17 @@ class Stage:
             return records, []
         return self.checked(records, pos, event, event_json)
 
+    def item(self, item: Item) -> tuple[list[Record], list[Rejection]]:
+        """What one read item gives: an event mapped and checked, records checked, or the
+        reader's own rejection (which counts as an event read)."""
+        if type(item) is SourceEvent:
+            return self.event(item.event, item.pos)
+        if type(item) is SourceRecords:
+            return self.records(item.records, item.pos)
+        assert isinstance(item, Rejection)
+        self.summary.events += 1
+        return [], [item]
+
     def records(self, records: list[Record], pos: Position,
                 ) -> tuple[list[Record], list[Rejection]]:
         """Already-mapped records (ctmap's own output read back): checks only."""
@@ -153,20 +164,10 @@ def map_items(items: Iterable[Item], config: MapperConfig, summary: Summary,
     """Map and check a stream of read items, counting into ``summary``."""
     stage = Stage(config, summary, checker)
     for item in items:
-        if type(item) is SourceEvent:
-            records, rejections = stage.event(item.event, item.pos)
-            event = item.event
-        elif type(item) is SourceRecords:
-            records, rejections = stage.records(item.records, item.pos)
-            event = None
-        else:
-            assert isinstance(item, Rejection)
-            summary.events += 1
-            yield item
-            continue
+        records, rejections = stage.item(item)
         yield from rejections
         if records:
-            yield Mapped(item.pos, records, event)
+            yield Mapped(item.pos, records, item.event if type(item) is SourceEvent else None)
 
 
 @dataclass(slots=True)
@@ -219,8 +220,9 @@ class ChunkConverter:
             except (ValueError, RecursionError) as exc:
                 if not line.strip():
                     continue  # a blank line: skipped, not a rejection
-                summary.events += 1
-                out.add([], [parse_error(Position(source, lineno), line, exc)])
+                records, rejections = stage.item(parse_error(Position(source, lineno), line,
+                                                             exc))
+                out.add(records, rejections)
                 continue
             kind = value.get("type") if type(value) is dict else None
             # (Results are unpacked before add(): a star call would go through the generic
@@ -230,16 +232,8 @@ class ChunkConverter:
                 out.add(records, rejections)
                 continue
             for item in unwrap(value, source, lineno):
-                if type(item) is SourceEvent:
-                    records, rejections = stage.event(item.event, item.pos)
-                    out.add(records, rejections)
-                elif type(item) is SourceRecords:
-                    records, rejections = stage.records(item.records, item.pos)
-                    out.add(records, rejections)
-                else:
-                    assert isinstance(item, Rejection)
-                    summary.events += 1
-                    out.add([], [item])
+                records, rejections = stage.item(item)
+                out.add(records, rejections)
         out.count_into(summary)
         encoded: bytes | list[bytes] = out.records
         if self.joined:
