@@ -31,10 +31,8 @@ line = st.one_of(event.map(json.dumps), st.sampled_from(["", "{oops", "[1]", "  
                  st.lists(event, max_size=3).map(lambda b: json.dumps({"batch": b})))
 
 
-def convert(tmp: Path, lines: list[str], workers: int, fmt: Any, head: str = "",
-            end: str = "\n") -> tuple[bytes, bytes, dict]:
-    src = tmp / "in.ndjson"
-    src.write_text(head + "\n".join(lines) + end)
+def run(tmp: Path, src: Path, workers: int, fmt: Any = "records") -> tuple[bytes, bytes, dict]:
+    """Output, rejects and summary of converting ``src`` in blocks of 200 bytes."""
     out, rej = Output(str(tmp / f"o{workers}")), RejectsWriter(str(tmp / f"r{workers}"))
     summary = run_convert([str(src)], MapperConfig(track_anonymous=True), out, rej, fmt=fmt,
                           checker=Checker("strict"), workers=workers, block_bytes=200)
@@ -42,6 +40,13 @@ def convert(tmp: Path, lines: list[str], workers: int, fmt: Any, head: str = "",
     rej.commit()
     return (tmp / f"o{workers}").read_bytes(), (tmp / f"r{workers}").read_bytes(), \
         summary.as_dict()
+
+
+def convert(tmp: Path, lines: list[str], workers: int, fmt: Any, head: str = "",
+            end: str = "\n") -> tuple[bytes, bytes, dict]:
+    src = tmp / "in.ndjson"
+    src.write_text(head + "\n".join(lines) + end)
+    return run(tmp, src, workers, fmt)
 
 
 @settings(max_examples=15, deadline=None,
@@ -60,13 +65,7 @@ def convert_dir(tmp: Path, parts: list[list[str]], workers: int) -> tuple[bytes,
     src.mkdir(exist_ok=True)
     for i, lines in enumerate(parts):
         (src / f"part-{i}.ndjson.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    out, rej = Output(str(tmp / f"o{workers}")), RejectsWriter(str(tmp / f"r{workers}"))
-    summary = run_convert([str(src)], MapperConfig(track_anonymous=True), out, rej,
-                          checker=Checker("strict"), workers=workers, block_bytes=200)
-    out.commit()
-    rej.commit()
-    return (tmp / f"o{workers}").read_bytes(), (tmp / f"r{workers}").read_bytes(), \
-        summary.as_dict()
+    return run(tmp, src, workers)
 
 
 @settings(max_examples=10, deadline=None,
