@@ -6,7 +6,7 @@ import os
 
 import click
 
-from clevertap_mapper.errors import InputError
+from clevertap_mapper.errors import CtmapError
 from clevertap_mapper.io.readers import expand_inputs
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import Format, run_convert
@@ -89,7 +89,7 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
             summary = run_convert(list(inputs), settings.mapper, out, rejects_writer,
                                   fmt=out_format,
                                   checker=settings.checker, progress=hook, workers=workers)
-    except (InputError, KeyboardInterrupt) as exc:
+    except (CtmapError, KeyboardInterrupt) as exc:
         # Keep what was done, under a name that cannot be mistaken for a finished output.
         partial = out.abort()
         rejects_writer.commit()

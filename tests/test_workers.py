@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import multiprocessing
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,8 @@ from clevertap_mapper.checks import Checker
 from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import run_convert
+from clevertap_mapper.stage import ChunkConverter, ChunkResult
+from clevertap_mapper.workers import WorkerFailed, blocks, in_workers
 
 ids = st.sampled_from(["u1", "u2", 7, "", None])
 event = st.fixed_dictionaries(
@@ -117,3 +122,53 @@ def test_line_numbers_hold_across_reads(tmp_path: Path, workers: int, gzipped: b
     rejected = [json.loads(r) for r in (tmp_path / "r").read_text().splitlines()]
     assert [r["line"] for r in rejected] == sorted(bad_at)
     assert summary.events == 32_000
+
+
+class Dies:
+    """A ChunkConverter, except that a worker process given a block holding "marker" ends
+    (as when the kernel's OOM killer picks it) or hits a bug."""
+
+    def __init__(self, how: str) -> None:
+        self.converter = ChunkConverter(MapperConfig(track_anonymous=True), None, "records")
+        self.how = how
+        self.parent = os.getpid()
+
+    def __call__(self, source: str, first_line: int, block: bytes,
+                 lines: list[bytes] | None = None) -> ChunkResult:
+        if b"marker" in block and os.getpid() != self.parent:
+            if self.how == "exit":
+                os._exit(9)
+            raise RuntimeError("a bug in converting")
+        return self.converter(source, first_line, block, lines)
+
+
+@pytest.mark.parametrize(("how", "says"), [("exit", "ended unexpectedly (exit code 9)"),
+                                           ("bug", "RuntimeError: a bug in converting")])
+def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path: Path, how: str,
+                                                             says: str) -> None:
+    # 300 good lines, then 100 that a worker process cannot convert: it gets some of them.
+    # Lines of one length, 20 to a block.
+    good = json.dumps({"type": "track", "userId": "u", "event": "normal"})
+    bad = json.dumps({"type": "track", "userId": "u", "event": "marker"})
+    src = tmp_path / "in.ndjson"
+    src.write_text("\n".join([good] * 300 + [bad] * 100) + "\n")
+    work = blocks([str(src)], 20 * (len(good) + 1))
+    got = 0
+    with pytest.raises(WorkerFailed, match=re.escape(says)):
+        for result in in_workers(work, Dies(how), 2, None):  # type: ignore[arg-type]
+            got += result.records.count(b"\n")  # type: ignore[arg-type]
+    # Every block before the one a worker failed on, in order.
+    assert got % 20 == 0 and 300 <= got < 400
+    assert [p for p in multiprocessing.active_children() if p.name == "ctmap-worker"] == []
+
+
+def test_stopping_early_ends_the_worker_processes(tmp_path: Path) -> None:
+    # What Ctrl-C or an error in writing does: the consumer stops taking results.
+    src = tmp_path / "in.ndjson"
+    src.write_text((json.dumps({"type": "track", "userId": "u", "event": "E"}) + "\n") * 2000)
+    converter = ChunkConverter(MapperConfig(), None, "records")
+    results = in_workers(blocks([str(src)], 500), converter, 3, None)
+    next(results)
+    assert len([p for p in multiprocessing.active_children() if p.name == "ctmap-worker"]) == 2
+    results.close()
+    assert [p for p in multiprocessing.active_children() if p.name == "ctmap-worker"] == []

@@ -1,0 +1,327 @@
+"""Converting in several processes: ``--workers N``.
+
+The input is cut into blocks of whole lines (``blocks``); ``in_workers`` converts them in this
+process and ``N - 1`` forked ones and yields the results in input order. A worker writes its
+output to two spill files that this process passes on with sendfile, so only names and counts
+cross the pipes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import os
+import pickle
+import signal
+import traceback
+from collections import deque
+from collections.abc import Iterator
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+
+from clevertap_mapper.errors import CtmapError, InputError
+from clevertap_mapper.io.readers import BOM, GZIP_MAGIC, STDIN, read_blocks, source_name
+from clevertap_mapper.stage import ChunkConverter, ChunkResult, Summary
+
+BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 1 MiB
+
+Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a plain file
+# Whole lines; or a span for the converting process to read; or the path of a gzip file for it
+# to read and convert whole.
+Payload = bytes | Span | str
+
+
+def blocks(files: list[str], block_bytes: int,
+            whole_gzip: bool = False) -> Iterator[tuple[str, int, Payload]]:
+    """(source, first line number, whole lines) of every input, in order, for workers; a block
+    holds at most about ``block_bytes`` (more only when one line is longer).
+
+    A block of a plain (not gzipped) file is given as (path, offset, length) for a worker to
+    read itself, which spares the pipe to the worker the whole input. With ``whole_gzip``, a
+    gzip file is given by its path, for a worker to inflate itself.
+    """
+    for name in files:
+        source = source_name(name)
+        head = _head(name)  # None: not a regular file, read it here
+        if head is not None and head[:2] != GZIP_MAGIC:
+            start = len(BOM) if head == BOM else 0
+            for lineno, offset, length in _spans(name, start, block_bytes):
+                yield source, lineno, (name, offset, length)
+            continue
+        if head is not None and whole_gzip:
+            yield source, 1, name
+            continue
+        for block in read_blocks(name):
+            pieces = [(block.first, block.data)] if len(block.data) <= block_bytes else _cut(
+                block.first, block.data, block_bytes)
+            for lineno, piece in pieces:
+                yield source, lineno, piece
+
+
+def _spans(name: str, start: int, block_bytes: int) -> Iterator[tuple[int, int, int]]:
+    """(first line number, offset, length) of the blocks of whole lines of a plain file.
+
+    Only newlines are looked at, in one reused buffer: the process that converts a block reads
+    it again itself, so the reader here costs little more than the disk read.
+    """
+    buf = bytearray(block_bytes)
+    lineno, offset = 1, start
+    try:
+        with open(name, "rb", buffering=0) as f:
+            while True:
+                f.seek(offset)
+                n = f.readinto(buf) or 0
+                if n == 0:
+                    return
+                cut = buf.rfind(b"\n", 0, n) + 1  # 0: no newline in this read
+                length = cut
+                while length == 0:  # one line longer than a block: find its end
+                    more = f.read(block_bytes)
+                    at = more.find(b"\n")
+                    if not more or at >= 0:
+                        length = n + (at + 1 if at >= 0 else len(more))
+                    n += len(more)
+                lines = buf.count(b"\n", 0, length) if cut else 1
+                yield lineno, offset, length
+                lineno += lines
+                offset += length
+    except OSError as exc:
+        raise InputError(f"{name}: read error after line {lineno - 1} ({exc})", source=name,
+                         line=lineno) from None
+
+
+def _cut(first: int, block: bytes, block_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """A large read cut into blocks of whole lines, with the number of each one's first line."""
+    start, lineno = 0, first
+    while start < len(block):
+        cut = block.find(b"\n", start + block_bytes)
+        end = len(block) if cut < 0 else cut + 1
+        piece = block[start:end]
+        yield lineno, piece
+        lineno += piece.count(b"\n")
+        start = end
+
+
+def _head(name: str) -> bytes | None:
+    """The first bytes of a regular file (None for stdin, a pipe, or what cannot be opened:
+    the reader then says what is wrong)."""
+    if name == STDIN or not os.path.isfile(name):
+        return None
+    try:
+        with open(name, "rb") as f:
+            return f.read(3)
+    except OSError:
+        return None
+
+
+def _convert(converter: ChunkConverter, source: str, first_line: int, payload: Payload,
+             spill_dir: str | None) -> ChunkResult:
+    """Convert one unit of work; with ``spill_dir``, its output goes to files (see _spill)."""
+    if isinstance(payload, str):
+        assert spill_dir is not None
+        return _convert_file(converter, source, payload, spill_dir)
+    if isinstance(payload, bytes):
+        block = payload
+    else:
+        path, offset, length = payload
+        try:
+            with open(path, "rb", buffering=0) as f:
+                block = os.pread(f.fileno(), length, offset)
+        except OSError as exc:
+            raise InputError(f"{path}: read error at line {first_line} ({exc})", source=source,
+                             line=first_line) from None
+    result = converter(source, first_line, block)
+    if spill_dir is not None and type(result.records) is bytes:
+        result = _spill(result, spill_dir)
+    return result
+
+
+def _convert_file(converter: ChunkConverter, source: str, name: str,
+                  spill_dir: str) -> ChunkResult:
+    """A whole (gzip) file converted block by block into two spill files.
+
+    An unreadable rest (truncated gzip) ends it: what was read before is kept, and the error
+    travels with the result for the parent to raise once that is written.
+    """
+    summary = Summary()
+    paths = _spill_paths(spill_dir)
+    error: tuple[str, str, int | None] | None = None
+    with open(paths[0], "wb") as records, open(paths[1], "wb") as rejects:
+        try:
+            for block in read_blocks(name):
+                result = converter(source, block.first, block.data, block.lines())
+                summary.merge(result.summary)
+                records.write(result.records)  # type: ignore[arg-type]
+                rejects.write(result.rejects)
+        except InputError as exc:
+            error = (str(exc), exc.source, exc.line)
+    return ChunkResult(b"", [], b"", summary, paths, error)
+
+
+_spill_count = itertools.count()
+
+
+def _spill_paths(spill_dir: str) -> tuple[str, str]:
+    """Two new file names in ``spill_dir``: for one unit's records, and for its rejects."""
+    stem = os.path.join(spill_dir, f"{os.getpid()}-{next(_spill_count)}")
+    return stem + ".records", stem + ".rejects"
+
+
+def _spill(result: ChunkResult, spill_dir: str) -> ChunkResult:
+    """Write a block's output to two files and return their names instead of the bytes.
+
+    Sending the output back through the pool's pipe costs the parent process a copy and an
+    unpickling of every byte; from a file the parent passes it to its output with sendfile,
+    leaving its core to the workers.
+    """
+    paths = _spill_paths(spill_dir)
+    for path, data in zip(paths, (result.records, result.rejects), strict=True):
+        with open(path, "wb") as f:
+            f.write(data)  # type: ignore[arg-type]
+    return ChunkResult(b"", [], b"", result.summary, paths)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this worker when its parent dies, even by SIGKILL (a forked worker
+    holds the pool's pipes open itself, so it would never see them close)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the pool's own shutdown still ends workers on every normal exit
+
+
+
+
+def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None) -> None:
+    """A worker process: convert each block it is sent and answer, in the order sent, until
+    told to stop (None) or its parent goes away.
+
+    An input that cannot be read answers with the error in the result (``ChunkResult.error``);
+    anything else (a bug) with its traceback, as text.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        source, first, payload = task
+        try:
+            answer: ChunkResult | str = _convert(converter, source, first, payload, spill_dir)
+        except InputError as exc:
+            answer = ChunkResult(b"", [], b"", Summary(),
+                                 error=(str(exc), exc.source, exc.line))
+        except Exception:  # a bug: its traceback goes to the parent, which stops the run
+            answer = traceback.format_exc()
+        conn.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
+
+
+class WorkerFailed(CtmapError):
+    """A worker process died or hit a bug; the run cannot go on."""
+
+
+class _Worker:
+    """A forked process converting the blocks it is sent, answering in the same order.
+
+    Plain pipes, no multiprocessing.Pool: a Pool adds three threads to this process, and one
+    of them wakes on every answer before it is read, spinning until it is, which took 6% of
+    this process's CPU (and its GIL) from converting.
+    """
+
+    def __init__(self, converter: ChunkConverter, spill_dir: str | None) -> None:
+        context = get_context("fork")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, converter, spill_dir),
+                                       name="ctmap-worker", daemon=True)
+        self.process.start()
+        child.close()
+        self.waiting = 0  # blocks sent and not yet answered (a whole file counts as three)
+
+    def send(self, block: tuple[str, int, Payload], weight: int) -> None:
+        self.conn.send(block)
+        self.waiting += weight
+
+    def ready(self) -> bool:
+        return self.conn.poll()
+
+    def answer(self, weight: int) -> ChunkResult:
+        """The answer to the oldest block sent."""
+        try:
+            answer = pickle.loads(self.conn.recv_bytes())
+        except (EOFError, OSError):
+            self.process.join(1)
+            raise WorkerFailed(f"a worker process ended unexpectedly (exit code "
+                               f"{self.process.exitcode}); the run stopped there") from None
+        self.waiting -= weight
+        if not isinstance(answer, ChunkResult):
+            raise WorkerFailed(f"a worker process failed:\n{answer}")
+        return answer
+
+    def stop(self, *, at_once: bool) -> None:
+        """End the process: once idle it reads the stop; ``at_once`` (an error, Ctrl-C) does
+        not wait for the blocks it still has."""
+        if not at_once:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+        self.conn.close()
+
+
+def in_workers(blocks: Iterator[tuple[str, int, Payload]], converter: ChunkConverter,
+               workers: int, spill_dir: str | None) -> Iterator[ChunkResult]:
+    """Blocks converted by this process and ``workers - 1`` forked ones, yielded in input order.
+
+    A block goes to the least busy worker process while fewer than three wait there (a whole
+    file counts as three); otherwise this process converts it itself, meanwhile none of the
+    others runs dry. So ``workers`` processes convert: on N cores, ``--workers N`` keeps N
+    busy, not N plus a parent that mostly waits. At most ``3 * workers`` blocks are held, so
+    memory does not grow with the input. If reading fails, what was read before is still
+    converted and yielded, then the error raised.
+    """
+    pool = [_Worker(converter, spill_dir) for _ in range(workers - 1)]
+    # Results in input order: converted here, or (the worker converting it, its weight).
+    pending: deque[ChunkResult | tuple[_Worker, int]] = deque()
+
+    def ready(head: ChunkResult | tuple[_Worker, int]) -> bool:
+        return isinstance(head, ChunkResult) or head[0].ready()
+
+    def done(head: ChunkResult | tuple[_Worker, int]) -> ChunkResult:
+        if isinstance(head, ChunkResult):
+            return head
+        worker, weight = head
+        return worker.answer(weight)
+
+    finished = False
+    try:
+        try:
+            for block in blocks:
+                source, first, payload = block
+                weight = 3 if type(payload) is str else 1
+                worker = min(pool, key=lambda w: w.waiting)
+                if worker.waiting + weight <= 3:
+                    worker.send(block, weight)
+                    pending.append((worker, weight))
+                else:  # converted here; only a whole file is spilled (it may be large)
+                    pending.append(_convert(converter, source, first, payload,
+                                            spill_dir if type(payload) is str else None))
+                while pending and (len(pending) >= 3 * workers or ready(pending[0])):
+                    yield done(pending.popleft())
+        except InputError:
+            while pending:  # what was read before the damage still goes out
+                yield done(pending.popleft())
+            raise
+        while pending:
+            yield done(pending.popleft())
+        finished = True
+    finally:
+        for worker in pool:
+            worker.stop(at_once=not finished)
