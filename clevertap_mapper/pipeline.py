@@ -29,7 +29,7 @@ from clevertap_mapper.stage import (
     event_type,
     map_items,
 )
-from clevertap_mapper.workers import BLOCK_BYTES, blocks, in_workers
+from clevertap_mapper.workers import BLOCK_BYTES, in_workers, units
 
 __all__ = ["NO_TYPE", "Format", "Mapped", "Record", "Summary", "event_type", "map_items",
            "run_convert"]
@@ -73,7 +73,7 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
             spill_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ctmap-"))
             # Several gzip files go to the workers whole, to inflate themselves; one is
             # inflated here and handed out in blocks, so that it is still shared.
-            work = blocks(files, block_bytes, whole_gzip=writer is None and len(files) > 1)
+            work = units(files, block_bytes, whole_gzip=writer is None and len(files) > 1)
             results: Iterator[ChunkResult] = in_workers(
                 work, converter, workers, spill_dir if writer is None else None)
         else:

@@ -1,6 +1,6 @@
 """Converting in several processes: ``--workers N``.
 
-The input is cut into blocks of whole lines (``blocks``); ``in_workers`` converts them in this
+The input is cut into blocks of whole lines (``units``); ``in_workers`` converts them in this
 process and ``N - 1`` forked ones and yields the results in input order. A worker writes its
 output to two spill files that this process passes on with sendfile, so only names and counts
 cross the pipes.
@@ -19,87 +19,68 @@ from collections import deque
 from collections.abc import Iterator
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
+from typing import NamedTuple
 
 from clevertap_mapper.errors import CtmapError, InputError
-from clevertap_mapper.io.readers import BOM, GZIP_MAGIC, STDIN, read_blocks, source_name
+from clevertap_mapper.io.readers import GZIP_MAGIC, STDIN, Block, read_blocks, source_name
 from clevertap_mapper.stage import ChunkConverter, ChunkResult, Summary
 
 BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 1 MiB
 
 Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a plain file
-# Whole lines; or a span for the converting process to read; or the path of a gzip file for it
-# to read and convert whole.
-Payload = bytes | Span | str
+# What a worker is sent: a span of a file for it to read itself; whole lines; or the path of
+# a gzip file for it to read and convert whole.
+Payload = Span | bytes | str
 
 
-def blocks(files: list[str], block_bytes: int,
-            whole_gzip: bool = False) -> Iterator[tuple[str, int, Payload]]:
-    """(source, first line number, whole lines) of every input, in order, for workers; a block
-    holds at most about ``block_bytes`` (more only when one line is longer).
+class Unit(NamedTuple):
+    """One piece of work: a block of lines (read here), or a whole gzip file."""
 
-    A block of a plain (not gzipped) file is given as (path, offset, length) for a worker to
-    read itself, which spares the pipe to the worker the whole input. With ``whole_gzip``, a
-    gzip file is given by its path, for a worker to inflate itself.
+    source: str
+    first: int  # the number of the first line
+    payload: Payload
+    block: Block | None  # None for a whole file
+
+
+def units(files: list[str], block_bytes: int, whole_gzip: bool = False) -> Iterator[Unit]:
+    """The work of converting ``files``, in order: blocks of about ``block_bytes`` of whole
+    lines (more when one line is longer); with ``whole_gzip``, each gzip file whole, for a
+    worker to inflate itself.
+
+    A block of a plain (not gzipped) file goes to a worker as a span to read, which spares
+    the pipe the whole input. Whoever converts a block here splits its lines through
+    ``Block.lines()``, so the reader numbers the next block from their count; only the
+    blocks sent to workers are counted apart.
     """
     for name in files:
         source = source_name(name)
-        head = _head(name)  # None: not a regular file, read it here
-        if head is not None and head[:2] != GZIP_MAGIC:
-            start = len(BOM) if head == BOM else 0
-            for lineno, offset, length in _spans(name, start, block_bytes):
-                yield source, lineno, (name, offset, length)
+        head = _head(name)  # None: not a regular file
+        if head is not None and head[:2] == GZIP_MAGIC and whole_gzip:
+            yield Unit(source, 1, name, None)
             continue
-        if head is not None and whole_gzip:
-            yield source, 1, name
-            continue
-        for block in read_blocks(name):
-            pieces = [(block.first, block.data)] if len(block.data) <= block_bytes else _cut(
-                block.first, block.data, block_bytes)
-            for lineno, piece in pieces:
-                yield source, lineno, piece
+        reread = head is not None and head[:2] != GZIP_MAGIC
+        for read in read_blocks(name):
+            for block in _cut(read, block_bytes):
+                payload = (name, block.offset, len(block.data)) if reread else block.data
+                yield Unit(source, block.first, payload, block)
 
 
-def _spans(name: str, start: int, block_bytes: int) -> Iterator[tuple[int, int, int]]:
-    """(first line number, offset, length) of the blocks of whole lines of a plain file.
-
-    Only newlines are looked at, in one reused buffer: the process that converts a block reads
-    it again itself, so the reader here costs little more than the disk read.
-    """
-    buf = bytearray(block_bytes)
-    lineno, offset = 1, start
-    try:
-        with open(name, "rb", buffering=0) as f:
-            while True:
-                f.seek(offset)
-                n = f.readinto(buf) or 0
-                if n == 0:
-                    return
-                cut = buf.rfind(b"\n", 0, n) + 1  # 0: no newline in this read
-                length = cut
-                while length == 0:  # one line longer than a block: find its end
-                    more = f.read(block_bytes)
-                    at = more.find(b"\n")
-                    if not more or at >= 0:
-                        length = n + (at + 1 if at >= 0 else len(more))
-                    n += len(more)
-                lines = buf.count(b"\n", 0, length) if cut else 1
-                yield lineno, offset, length
-                lineno += lines
-                offset += length
-    except OSError as exc:
-        raise InputError(f"{name}: read error after line {lineno - 1} ({exc})", source=name,
-                         line=lineno) from None
-
-
-def _cut(first: int, block: bytes, block_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """A large read cut into blocks of whole lines, with the number of each one's first line."""
-    start, lineno = 0, first
-    while start < len(block):
-        cut = block.find(b"\n", start + block_bytes)
-        end = len(block) if cut < 0 else cut + 1
-        piece = block[start:end]
-        yield lineno, piece
-        lineno += piece.count(b"\n")
+def _cut(block: Block, block_bytes: int) -> Iterator[Block]:
+    """A read of two blocks or more cut into blocks of whole lines (for tests, mostly: a
+    read is about one block)."""
+    data = block.data
+    if len(data) < 2 * block_bytes:
+        yield block
+        return
+    start, lineno = 0, block.first
+    while start < len(data):
+        cut = data.rfind(b"\n", start, start + block_bytes)
+        if cut < 0:  # one line longer than a block
+            cut = data.find(b"\n", start + block_bytes)
+        end = len(data) if cut < 0 else cut + 1
+        piece = Block(lineno, data[start:end], block.offset + start)
+        yield piece
+        lineno += piece.line_count()
         start = end
 
 
@@ -115,9 +96,19 @@ def _head(name: str) -> bytes | None:
         return None
 
 
+def _here(converter: ChunkConverter, unit: Unit, spill_dir: str | None) -> ChunkResult:
+    """Convert a unit in this process; only a whole file is spilled (it may be large)."""
+    if unit.block is None:
+        assert spill_dir is not None and isinstance(unit.payload, str)
+        return _convert_file(converter, unit.source, unit.payload, spill_dir)
+    block = unit.block
+    return converter(unit.source, block.first, block.data, block.lines())
+
+
 def _convert(converter: ChunkConverter, source: str, first_line: int, payload: Payload,
              spill_dir: str | None) -> ChunkResult:
-    """Convert one unit of work; with ``spill_dir``, its output goes to files (see _spill)."""
+    """Convert what a worker is sent; with ``spill_dir``, its output goes to files (see
+    _spill)."""
     if isinstance(payload, str):
         assert spill_dir is not None
         return _convert_file(converter, source, payload, spill_dir)
@@ -243,8 +234,8 @@ class _Worker:
         child.close()
         self.waiting = 0  # blocks sent and not yet answered (a whole file counts as three)
 
-    def send(self, block: tuple[str, int, Payload], weight: int) -> None:
-        self.conn.send(block)
+    def send(self, task: tuple[str, int, Payload], weight: int) -> None:
+        self.conn.send(task)
         self.waiting += weight
 
     def ready(self) -> bool:
@@ -276,8 +267,8 @@ class _Worker:
         self.conn.close()
 
 
-def in_workers(blocks: Iterator[tuple[str, int, Payload]], converter: ChunkConverter,
-               workers: int, spill_dir: str | None) -> Iterator[ChunkResult]:
+def in_workers(work: Iterator[Unit], converter: ChunkConverter, workers: int,
+               spill_dir: str | None) -> Iterator[ChunkResult]:
     """Blocks converted by this process and ``workers - 1`` forked ones, yielded in input order.
 
     A block goes to the least busy worker process while fewer than three wait there (a whole
@@ -303,16 +294,14 @@ def in_workers(blocks: Iterator[tuple[str, int, Payload]], converter: ChunkConve
     finished = False
     try:
         try:
-            for block in blocks:
-                source, first, payload = block
-                weight = 3 if type(payload) is str else 1
+            for unit in work:
+                weight = 3 if unit.block is None else 1
                 worker = min(pool, key=lambda w: w.waiting)
                 if worker.waiting + weight <= 3:
-                    worker.send(block, weight)
+                    worker.send((unit.source, unit.first, unit.payload), weight)
                     pending.append((worker, weight))
-                else:  # converted here; only a whole file is spilled (it may be large)
-                    pending.append(_convert(converter, source, first, payload,
-                                            spill_dir if type(payload) is str else None))
+                else:
+                    pending.append(_here(converter, unit, spill_dir))
                 while pending and (len(pending) >= 3 * workers or ready(pending[0])):
                     yield done(pending.popleft())
         except InputError:

@@ -20,7 +20,7 @@ from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import run_convert
 from clevertap_mapper.stage import ChunkConverter, ChunkResult
-from clevertap_mapper.workers import WorkerFailed, blocks, in_workers
+from clevertap_mapper.workers import WorkerFailed, in_workers, units
 
 ids = st.sampled_from(["u1", "u2", 7, "", None])
 event = st.fixed_dictionaries(
@@ -152,7 +152,7 @@ def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path: Path, how
     bad = json.dumps({"type": "track", "userId": "u", "event": "marker"})
     src = tmp_path / "in.ndjson"
     src.write_text("\n".join([good] * 300 + [bad] * 100) + "\n")
-    work = blocks([str(src)], 20 * (len(good) + 1))
+    work = units([str(src)], 20 * (len(good) + 1))
     got = 0
     with pytest.raises(WorkerFailed, match=re.escape(says)):
         for result in in_workers(work, Dies(how), 2, None):  # type: ignore[arg-type]
@@ -167,7 +167,7 @@ def test_stopping_early_ends_the_worker_processes(tmp_path: Path) -> None:
     src = tmp_path / "in.ndjson"
     src.write_text((json.dumps({"type": "track", "userId": "u", "event": "E"}) + "\n") * 2000)
     converter = ChunkConverter(MapperConfig(), None, "records")
-    results = in_workers(blocks([str(src)], 500), converter, 3, None)
+    results = in_workers(units([str(src)], 500), converter, 3, None)
     next(results)
     assert len([p for p in multiprocessing.active_children() if p.name == "ctmap-worker"]) == 2
     results.close()

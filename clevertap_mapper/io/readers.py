@@ -126,17 +126,19 @@ def _decoded_chunks(name: str) -> Iterator[bytes]:
 
 
 class Block:
-    """Whole lines of an input, read at once, and the number of the first.
+    """Whole lines of an input, read at once, the number of the first, and where they start in
+    the (gunzipped) input.
 
     Whoever needs the lines splits them through ``lines()``; the reader then numbers the next
     block from their count, with no second pass over the bytes looking for newlines.
     """
 
-    __slots__ = ("_lines", "data", "first")
+    __slots__ = ("_lines", "data", "first", "offset")
 
-    def __init__(self, first: int, data: bytes) -> None:
+    def __init__(self, first: int, data: bytes, offset: int) -> None:
         self.first = first
         self.data = data
+        self.offset = offset
         self._lines: list[bytes] | None = None
 
     def lines(self) -> list[bytes]:
@@ -159,6 +161,7 @@ def read_blocks(name: str) -> Iterator[Block]:
     complete lines before the damage are yielded, then InputError names the file and line.
     """
     lineno = 1
+    offset = 0
     partial = b""
     first = True
     try:
@@ -173,6 +176,7 @@ def read_blocks(name: str) -> Iterator[Block]:
                 partial = b""
                 if data.startswith(BOM):
                     data = data[len(BOM):]
+                    offset = len(BOM)
             cut = data.rfind(b"\n")
             if cut < 0:
                 partial += data
@@ -183,11 +187,12 @@ def read_blocks(name: str) -> Iterator[Block]:
             else:
                 block = data  # the read ends with a whole line: no copy at all
             partial = data[cut + 1:]
-            numbered = Block(lineno, block)
+            numbered = Block(lineno, block, offset)
             yield numbered
             lineno += numbered.line_count()
+            offset += len(block)
         if partial:
-            yield Block(lineno, partial)
+            yield Block(lineno, partial, offset)
     except TruncatedInput as exc:
         raise InputError(
             f"{name}: the gzip data is truncated or corrupt after line {lineno - 1} ({exc}); "
