@@ -74,8 +74,10 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
             # Several gzip files go to the workers whole, to inflate themselves; one is
             # inflated here and handed out in blocks, so that it is still shared.
             work = units(files, block_bytes, whole_gzip=writer is None and len(files) > 1)
-            results: Iterator[ChunkResult] = in_workers(
-                work, converter, workers, spill_dir if writer is None else None)
+            # Closed on the way out before the spill directory is removed: that ends the
+            # workers, which may still be writing there (after an error, or Ctrl-C).
+            results: Iterator[ChunkResult] = stack.enter_context(contextlib.closing(in_workers(
+                work, converter, workers, spill_dir if writer is None else None)))
         else:
             results = (converter(source_name(name), block.first, block.data, block.lines())
                        for name in files for block in read_blocks(name))

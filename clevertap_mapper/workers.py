@@ -16,7 +16,7 @@ import pickle
 import signal
 import traceback
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from typing import NamedTuple
@@ -268,7 +268,7 @@ class _Worker:
 
 
 def in_workers(work: Iterator[Unit], converter: ChunkConverter, workers: int,
-               spill_dir: str | None) -> Iterator[ChunkResult]:
+               spill_dir: str | None) -> Generator[ChunkResult, None, None]:
     """Blocks converted by this process and ``workers - 1`` forked ones, yielded in input order.
 
     A block goes to the least busy worker process while fewer than three wait there (a whole
