@@ -79,7 +79,7 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "BENCH_PASSCODE": PASSCODE}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_clevertap", "--port", "0", "--account-id",
-         "BENCH", "--passcode-env", "BENCH_PASSCODE"], cwd=ROOT, env=env,
+         "BENCH", "--passcode-env", "BENCH_PASSCODE", "--count-only"], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()

@@ -205,13 +205,23 @@ class ChunkConverter:
                  lines: list[bytes] | None = None) -> ChunkResult:
         """Convert ``block``; ``lines``: the block already split (see readers.Block)."""
         summary = Summary()
-        stage = Stage(self.config, summary, self.checker)
         out = _Encoded()
+        self.into(Stage(self.config, summary, self.checker), out, source, first_line, block,
+                  split_lines(block) if lines is None else lines)
+        out.count_into(summary)
+        encoded: bytes | list[bytes] = out.records
+        if self.joined:
+            encoded = b"\n".join(out.records) + b"\n" if out.records else b""
+        return ChunkResult(encoded, out.token_at,
+                           b"\n".join(out.rejects) + b"\n" if out.rejects else b"", summary)
+
+    def into(self, stage: Stage, out: Sink, source: str, first_line: int, block: bytes,
+             lines: list[bytes]) -> None:
+        """Map and check the ``lines`` of ``block`` through ``stage``, into ``out``."""
         scan = LongNumberScan(block)
         js_numbers = self.js_numbers
         start = 0
-        for lineno, line in enumerate(split_lines(block) if lines is None else lines,
-                                      first_line):
+        for lineno, line in enumerate(lines, first_line):
             end = start + len(line)
             exact = scan.needs_exact(start, end)
             start = end + 1
@@ -222,27 +232,30 @@ class ChunkConverter:
                     continue  # a blank line: skipped, not a rejection
                 records, rejections = stage.item(parse_error(Position(source, lineno), line,
                                                              exc))
-                out.add(records, rejections)
+                out.add(records, rejections, lineno, None)
                 continue
             kind = value.get("type") if type(value) is dict else None
             # (Results are unpacked before add(): a star call would go through the generic
             # calling convention, not the compiled one.)
             if type(kind) is str and kind not in RECORD_TYPES:
                 records, rejections = stage.event(value, (source, lineno, None), line)
-                out.add(records, rejections)
+                out.add(records, rejections, lineno, None)
                 continue
             for item in unwrap(value, source, lineno):
                 records, rejections = stage.item(item)
-                out.add(records, rejections)
-        out.count_into(summary)
-        encoded: bytes | list[bytes] = out.records
-        if self.joined:
-            encoded = b"\n".join(out.records) + b"\n" if out.records else b""
-        return ChunkResult(encoded, out.token_at,
-                           b"\n".join(out.rejects) + b"\n" if out.rejects else b"", summary)
+                out.add(records, rejections, lineno, item.pos.index)
 
 
-class _Encoded:
+class Sink:
+    """Where ``ChunkConverter.into`` puts what each event (or line of records) gave."""
+
+    def add(self, mapped: list[Record], rejections: list[Rejection], line: int,
+            index: int | None) -> None:
+        """The records and rejections of the event at ``line`` (``index``: in a batch)."""
+        raise NotImplementedError
+
+
+class _Encoded(Sink):
     """A block's records and rejects, encoded as they come, counted into its summary.
 
     (A class rather than a closure: compiled, a closure and its frame form a reference cycle
@@ -260,7 +273,8 @@ class _Encoded:
         self.kinds: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
 
-    def add(self, mapped: list[Record], rejections: list[Rejection]) -> None:
+    def add(self, mapped: list[Record], rejections: list[Rejection], line: int,
+            index: int | None) -> None:
         kinds = self.kinds
         for record in mapped:
             # Not always a str: with checks off, a record read back goes out as it came.

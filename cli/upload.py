@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from clevertap_mapper.errors import ConfigError
-from clevertap_mapper.jsonutil import dumps
+from clevertap_mapper.jsonutil import dumps, loads
 from clevertap_mapper.pipeline import Summary
 from clevertap_mapper.text import plural
 from clevertap_mapper.upload.client import DEFAULT_TIMEOUT, REGIONS, Credentials, upload_url
@@ -342,13 +342,13 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
         if not body.records:
             continue
         bodies += 1
-        size = len(b'{"d":[]}') + sum(len(dumps(r)) for r in body.records) + \
-            len(body.records) - 1
-        kinds = Counter(str(r.get("type")) for r in body.records)
+        size = len(b'{"d":[]}') + sum(len(r) for r in body.records) + len(body.records) - 1
+        kinds = Counter(str(loads(r).get("type")) for r in body.records)
         entry = {"body": body.seq + 1, "records": len(body.records), "kinds": dict(kinds),
                  "bytes": size}
         if sample is None:
-            sample, sample_size = body.records[:SAMPLE_RECORDS], len(body.records)
+            sample = [loads(r) for r in body.records[:SAMPLE_RECORDS]]
+            sample_size = len(body.records)
         if as_json:
             plan.append(entry)
         else:

@@ -618,6 +618,16 @@ def test_stop_cuts_idle_keep_alive_connections() -> None:
     assert len(ct.accepted) == 1
 
 
+def test_count_only_answers_the_same_but_keeps_no_record(tmp_path: Path) -> None:
+    accepted_file = tmp_path / "accepted.ndjson"
+    with FakeCleverTap(ACCOUNT, PASSCODE, count_only=True, accepted_file=accepted_file) as ct, \
+            httpx.Client(base_url=ct.url, headers=HEADERS, timeout=5) as http:
+        response = post(http, body(event(), event("Other"), {"type": "event"}))
+    assert response.json()["processed"] == 2 and len(response.json()["unprocessed"]) == 1
+    assert ct.accepted == [] and len(ct.rejected) == 1
+    assert len(accepted_file.read_bytes().splitlines()) == 2
+
+
 # ---- subprocess entry point --------------------------------------------------------------
 
 

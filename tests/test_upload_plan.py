@@ -25,6 +25,11 @@ def plan(paths: list[Path], config: MapperConfig | None = None,
     return bodies, summary
 
 
+def records(body: Body) -> list[dict[str, Any]]:
+    """A body's records, decoded from the JSON that is sent."""
+    return [orjson.loads(r) for r in body.records]
+
+
 def test_bodies_respect_cleverTap_limits_and_keep_order(tmp_path: Path) -> None:
     events: list[Any] = []
     for n in range(2500):
@@ -35,10 +40,10 @@ def test_bodies_respect_cleverTap_limits_and_keep_order(tmp_path: Path) -> None:
     tokens = [b for b in bodies if b.is_token]
     assert [len(b.records) for b in regular] == [1000, 1000, 500]
     assert [len(b.records) for b in tokens] == [100, 100, 50]
-    assert all(all(r["type"] == "token" for r in b.records) for b in tokens)
-    assert all(all(r["type"] != "token" for r in b.records) for b in regular)
+    assert all(all(r["type"] == "token" for r in records(b)) for b in tokens)
+    assert all(all(r["type"] != "token" for r in records(b)) for b in regular)
     assert [b.seq for b in bodies] == list(range(len(bodies)))
-    ns = [key(r)[1] for b in regular for r in b.records]
+    ns = [key(r)[1] for b in regular for r in records(b)]
     assert ns == list(range(2500))  # order kept, nothing lost or doubled
     assert summary.events == 2500 and summary.records["token"] == 250
 
@@ -49,7 +54,7 @@ def test_positions_point_at_each_records_event(tmp_path: Path) -> None:
     [body], _ = plan([path])
     where = [(p.line, p.index) for p in body.positions]
     assert where == [(1, None), (2, 1), (2, 2), (4, None)]
-    assert [key(r)[1] for r in body.records] == [0, 100, 101, 1]
+    assert [key(r)[1] for r in records(body)] == [0, 100, 101, 1]
 
 
 def test_rejections_ride_with_the_next_body_once(tmp_path: Path) -> None:
@@ -76,7 +81,7 @@ def test_profiles_first_sends_every_profile_before_any_event(tmp_path: Path) -> 
     events.append(b"{bad")
     path = write_ndjson(tmp_path / "e.ndjson", events)
     bodies, summary = plan([path], OBJECT_ID, profiles_first=True)
-    kinds = [r["type"] for b in bodies for r in b.records]
+    kinds = [r["type"] for b in bodies for r in records(b)]
     first_event = kinds.index("event")
     assert "profile" not in kinds[first_event:] and "token" not in kinds[first_event:]
     assert kinds.count("event") == 750 and kinds.count("profile") == 750
@@ -95,10 +100,10 @@ def test_the_same_inputs_number_the_same_bodies(tmp_path: Path) -> None:
 
 def test_records_from_convert_pass_through(tmp_path: Path) -> None:
     record = {"type": "event", "identity": "u1", "evtName": "E", "evtData": {"n": 5}}
-    records = write_ndjson(tmp_path / "records.ndjson", [record])
+    records_file = write_ndjson(tmp_path / "records.ndjson", [record])
     bodies_file = write_ndjson(tmp_path / "bodies.ndjson", [{"d": [record, record, 7]}])
-    bodies, _ = plan([records, bodies_file])
-    assert bodies[0].records == [record] * 3
+    bodies, _ = plan([records_file, bodies_file])
+    assert records(bodies[0]) == [record] * 3
     assert [r.code for r in bodies[0].rejections] == ["not_an_object"]
 
 
@@ -108,24 +113,25 @@ def test_records_from_convert_pass_through(tmp_path: Path) -> None:
        limits=st.tuples(st.integers(1, 60), st.integers(1, 20)))
 def test_batching_keeps_order_count_and_limits(tmp_path: Path, kinds: list[str],
                                                limits: tuple[int, int]) -> None:
-    records: list[bytes] = []
+    lines: list[bytes] = []
     for n, kind in enumerate(kinds):
         if kind == "bad":
-            records.append(b"{")
+            lines.append(b"{")
         elif kind == "token":
-            records.append(orjson.dumps({"type": "token", "objectId": "o",
+            lines.append(orjson.dumps({"type": "token", "objectId": "o",
                                          "tokenData": {"id": f"tok-{n}", "type": "fcm"}}))
         else:
             data = "evtData" if kind == "event" else "profileData"
-            records.append(orjson.dumps({"type": kind, "identity": "u", "evtName": "E",
+            lines.append(orjson.dumps({"type": kind, "identity": "u", "evtName": "E",
                                          data: {"n": n}}))
-    path = write_ndjson(tmp_path / "h.ndjson", records)
+    path = write_ndjson(tmp_path / "h.ndjson", lines)
     bodies, _ = plan([path], max_records=limits[0], max_tokens=limits[1])
     for body in bodies:
         limit = limits[1] if body.is_token else limits[0]
         assert 0 < len(body.records) <= limit or (not body.records and body.rejections)
-        assert len({r["type"] == "token" for r in body.records}) <= 1
-    sent = [key(r) for b in bodies for r in b.records]
+        assert len({r["type"] == "token" for r in records(body)}) == (1 if body.records else 0)
+        assert body.is_token == any(r["type"] == "token" for r in records(body))
+    sent = [key(r) for b in bodies for r in records(b)]
     regular = [k for k in sent if k[0] != "token"]
     assert len(sent) == len(kinds) - kinds.count("bad")
     assert [k[1] for k in regular] == sorted(k[1] for k in regular)

@@ -18,26 +18,24 @@ from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import ConfigError
 from clevertap_mapper.io.model import Position, Rejection
-from clevertap_mapper.io.readers import STDIN, read_items
-from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS, batches
-from clevertap_mapper.pipeline import Mapped, Summary, map_items
+from clevertap_mapper.io.readers import STDIN, expand_inputs, read_blocks, source_name
+from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS, Batcher
+from clevertap_mapper.jsonutil import dumps, trimmed
+from clevertap_mapper.stage import ChunkConverter, Sink, Stage, Summary
 
 Record = dict[str, Any]
 
 
 @dataclass(slots=True)
 class Body:
-    """Upload body number ``seq`` (0-based): its records, where each came from, and the
-    rejections of the input read since the previous body."""
+    """Upload body number ``seq`` (0-based): its records, encoded as they are sent, where
+    each came from, and the rejections of the input read since the previous body."""
 
     seq: int
-    records: list[Record]
+    records: list[bytes]
     positions: list[Position]
     rejections: list[Rejection] = field(default_factory=list)
-
-    @property
-    def is_token(self) -> bool:
-        return bool(self.records) and self.records[0].get("type") == "token"
+    is_token: bool = False
 
 
 def _is_event(record: Record) -> bool:
@@ -70,37 +68,91 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
     check_passes(inputs, profiles_first)
     passes: list[Callable[[Record], bool] | None] = (
         [_not_event, _is_event] if profiles_first else [None])
+    converter = ChunkConverter(config, checker, "batches")
+    files = expand_inputs(inputs)
     carried: list[Rejection] = []
     seq = 0
     for number, keep in enumerate(passes):
         first = number == 0
-        counts = summary if first else Summary()
-        results = map_items(read_items(inputs, js_numbers=config.compat is not None), config,
-                            counts, checker)
-        positions: dict[int, Position] = {}  # id(record) -> position, while in the batcher
-        records = _records(results, summary if first else None, keep, positions, carried)
-        for group in batches(records, max_records, max_tokens):
-            body = Body(seq, group, [positions.pop(id(r)) for r in group], carried[:])
-            carried.clear()
-            yield body
+        stage = Stage(config, summary if first else Summary(), checker)
+        bodies = _Bodies(keep, carried, first, max_records, max_tokens)
+        for name in files:
+            bodies.source = source_name(name)
+            for block in read_blocks(name):
+                converter.into(stage, bodies, bodies.source, block.first, block.data,
+                               block.lines())
+                if first:
+                    bodies.count_into(summary)
+                for body in bodies.take():
+                    body.seq = seq
+                    seq += 1
+                    yield body
+        for body in bodies.drain():
+            body.seq = seq
             seq += 1
+            yield body
     if carried:
         yield Body(seq, [], [], carried[:])
 
 
-def _records(results: Iterator[Mapped | Rejection], summary: Summary | None,
-             keep: Callable[[Record], bool] | None, positions: dict[int, Position],
-             rejections: list[Rejection]) -> Iterator[Record]:
-    """The records of ``results`` that ``keep`` selects, noting their positions; rejections
-    (counted only on the first pass) go to ``rejections``."""
-    for result in results:
-        if type(result) is Mapped:
-            for record in result.records:
-                if summary is not None:
-                    summary.records[str(record.get("type"))] += 1
-                if keep is None or keep(record):
-                    positions[id(record)] = result.pos
-                    yield record
-        elif summary is not None and isinstance(result, Rejection):
-            summary.rejected[result.code] += 1
-            rejections.append(result.compact())
+class _Bodies(Sink):
+    """Upload bodies filled by one pass over the inputs (numbered by ``plan_bodies``).
+
+    A record is encoded as it comes, with the position of its event, so that no record dict
+    outlives its block. Each body takes the rejections in ``carried`` (met before it filled);
+    with ``collect`` (the first pass), this pass's rejections are added there and counted.
+    """
+
+    def __init__(self, keep: Callable[[Record], bool] | None, carried: list[Rejection],
+                 collect: bool, max_records: int, max_tokens: int) -> None:
+        self.source = ""
+        self.keep = keep
+        self.carried = carried
+        self.collect = collect
+        # (encoded record, its event's position, whether it is a device token)
+        self.batcher: Batcher[tuple[bytes, Position, bool]] = Batcher(max_records, max_tokens)
+        self.full: list[Body] = []
+        self.kinds: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+
+    def add(self, mapped: list[Record], rejections: list[Rejection], line: int,
+            index: int | None) -> None:
+        if self.collect:
+            carried = self.carried
+            rejected = self.rejected
+            for rejection in rejections:
+                rejected[rejection.code] = rejected.get(rejection.code, 0) + 1
+                carried.append(rejection.compact())
+        kinds = self.kinds
+        for record in mapped:
+            kind = str(record.get("type"))
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if self.keep is not None and not self.keep(record):
+                continue
+            token = kind == "token"
+            full = self.batcher.add(
+                (trimmed(dumps(record)), Position(self.source, line, index), token), token)
+            if full is not None:
+                self.full.append(self._body(full))
+
+    def _body(self, items: list[tuple[bytes, Position, bool]]) -> Body:
+        carried = self.carried
+        rejections = carried[:]
+        carried.clear()
+        return Body(-1, [item[0] for item in items], [item[1] for item in items], rejections,
+                    items[0][2])
+
+    def take(self) -> list[Body]:
+        """The bodies filled since the last call, in order (``seq`` still to be set)."""
+        full, self.full = self.full, []
+        return full
+
+    def drain(self) -> list[Body]:
+        """The bodies left open at the end of the pass."""
+        return [self._body(items) for items in self.batcher.drain()]
+
+    def count_into(self, summary: Summary) -> None:
+        summary.records.update(self.kinds)
+        summary.rejected.update(self.rejected)
+        self.kinds.clear()
+        self.rejected.clear()

@@ -41,7 +41,6 @@ from clevertap_mapper.errors import ConfigError, FatalUploadError, InputError
 from clevertap_mapper.io.model import Position, Rejection
 from clevertap_mapper.io.readers import STDIN, expand_inputs
 from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS
-from clevertap_mapper.jsonutil import dumps, trimmed
 from clevertap_mapper.pipeline import Summary
 from clevertap_mapper.upload.client import (
     DEFAULT_TIMEOUT,
@@ -193,12 +192,8 @@ class _Job:
     @classmethod
     def of(cls, body: Body, pending: list[int] | None) -> _Job:
         indices = set(range(len(body.records))) if pending is None else set(pending)
-        encoded = [trimmed(dumps(r)) for r in body.records]
-        # The encoded form is what is sent; the dicts are needed again only for the rare record
-        # CleverTap refuses (record()), so the job keeps the body without them.
         # A body the checkpoint knows in part had its read/map rejections written already.
-        return cls(dataclasses.replace(body, records=[]), encoded, indices,
-                   stream_due=pending is None)
+        return cls(body, body.records, indices, stream_due=pending is None)
 
     def record(self, index: int) -> dict[str, Any]:
         """Record ``index`` of the body, decoded from what was sent."""

@@ -333,6 +333,10 @@ class FakeOptions:
     poison: str | None = "__poison_400__"
     #: Accept plain lists as profileData values (multi-value properties, spec §2.3).
     allow_profile_arrays: bool = False
+    #: Keep no accepted record in memory (``accepted`` stays empty; the accepted file, if
+    #: any, still gets them): for benchmarks, where holding every record made the stand-in's
+    #: garbage collector, not the client, set the pace.
+    count_only: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` for rates outside [0, 1] or request-level rates summing over 1."""
@@ -694,7 +698,8 @@ class FakeCleverTap:
     def _commit(self, accepted: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> None:
         """Store one request's results and append accepted records to the accepted file."""
         with self._lock:
-            self._accepted.extend(accepted)
+            if not self._options.count_only:
+                self._accepted.extend(accepted)
             self._rejected.extend(rejected)
             if self._accepted_out is not None and accepted:
                 self._accepted_out.write(b"".join(orjson.dumps(r) + b"\n" for r in accepted))
