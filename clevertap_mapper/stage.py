@@ -82,7 +82,7 @@ def event_type(event: Any) -> str:
 class Stage:
     """Map and check one event (or one line of records), counting into a Summary.
 
-    Shared by ``map_items`` (upload, validate) and the fused loop of ``run_convert``.
+    Shared by ``map_items`` (validate, the dry run) and ``ChunkConverter`` (convert, upload).
     """
 
     def __init__(self, config: MapperConfig, summary: Summary,

@@ -1,9 +1,9 @@
 """Converting in several processes: ``--workers N``.
 
 The input is cut into blocks of whole lines (``units``); ``in_workers`` converts them in this
-process and ``N - 1`` forked ones and yields the results in input order. A worker writes its
-output to two spill files that this process passes on with sendfile, so only names and counts
-cross the pipes.
+process and ``N - 1`` forked ones and yields the results in input order. A worker reads a
+block of a plain file itself, and leaves its output in shared memory (``_InSlot``), so only
+positions, sizes and counts cross the pipes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import mmap
 import os
 import pickle
 import signal
@@ -107,8 +108,8 @@ def _here(converter: ChunkConverter, unit: Unit, spill_dir: str | None) -> Chunk
 
 def _convert(converter: ChunkConverter, source: str, first_line: int, payload: Payload,
              spill_dir: str | None) -> ChunkResult:
-    """Convert what a worker is sent; with ``spill_dir``, its output goes to files (see
-    _spill)."""
+    """Convert what a worker is sent: a block (read here when given as a span), or a whole
+    file, whose output goes to spill files in ``spill_dir``."""
     if isinstance(payload, str):
         assert spill_dir is not None
         return _convert_file(converter, source, payload, spill_dir)
@@ -122,10 +123,7 @@ def _convert(converter: ChunkConverter, source: str, first_line: int, payload: P
         except OSError as exc:
             raise InputError(f"{path}: read error at line {first_line} ({exc})", source=source,
                              line=first_line) from None
-    result = converter(source, first_line, block)
-    if spill_dir is not None and type(result.records) is bytes:
-        result = _spill(result, spill_dir)
-    return result
+    return converter(source, first_line, block)
 
 
 def _convert_file(converter: ChunkConverter, source: str, name: str,
@@ -160,17 +158,47 @@ def _spill_paths(spill_dir: str) -> tuple[str, str]:
 
 
 def _spill(result: ChunkResult, spill_dir: str) -> ChunkResult:
-    """Write a block's output to two files and return their names instead of the bytes.
-
-    Sending the output back through the pool's pipe costs the parent process a copy and an
-    unpickling of every byte; from a file the parent passes it to its output with sendfile,
-    leaving its core to the workers.
-    """
+    """Write a block's output to two files and return their names instead of the bytes (for
+    output too large for a slot: see _InSlot)."""
     paths = _spill_paths(spill_dir)
     for path, data in zip(paths, (result.records, result.rejects), strict=True):
         with open(path, "wb") as f:
             f.write(data)  # type: ignore[arg-type]
     return ChunkResult(b"", [], b"", result.summary, paths)
+
+
+SLOTS = 4  # per worker: more than the blocks that may wait there (3), see _Worker
+SLOT_BYTES = 4 << 20  # a block's output is about its input's size (1 MiB)
+
+
+class _InSlot(NamedTuple):
+    """A worker's answer whose output it left in its shared-memory slot for this block:
+    ``records_size`` bytes of records, then ``rejects_size`` bytes of rejects.
+
+    Passing the output by shared memory costs one copy on each side. A pipe adds a pickling
+    and many small reads; spill files add the file system's work for every block (allocating,
+    then dropping, the pages of files written once and read once): 7% of --workers 2's time.
+    """
+
+    summary: Summary
+    records_size: int
+    rejects_size: int
+
+
+def _pass_back(result: ChunkResult, slot: mmap.mmap,
+               spill_dir: str | None) -> ChunkResult | _InSlot:
+    """How a worker answers with a block's output: in its slot when it fits; else in spill
+    files. A list of records (the batches format) goes through the pipe, and a whole file's
+    output is in spill files already."""
+    records = result.records
+    if type(records) is not bytes or result.spilled is not None:
+        return result
+    end = len(records) + len(result.rejects)
+    if end <= len(slot):
+        slot[:len(records)] = records
+        slot[len(records):end] = result.rejects
+        return _InSlot(result.summary, len(records), len(result.rejects))
+    return result if spill_dir is None else _spill(result, spill_dir)
 
 
 def _die_with_parent() -> None:
@@ -185,9 +213,11 @@ def _die_with_parent() -> None:
 
 
 
-def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None) -> None:
+def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None,
+           slots: list[mmap.mmap]) -> None:
     """A worker process: convert each block it is sent and answer, in the order sent, until
-    told to stop (None) or its parent goes away.
+    told to stop (None) or its parent goes away. The output of the n-th block goes to slot
+    n % SLOTS (see _pass_back).
 
     An input that cannot be read answers with the error in the result (``ChunkResult.error``);
     anything else (a bug) with its traceback, as text.
@@ -195,7 +225,7 @@ def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None) -
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
-    while True:
+    for number in itertools.count():
         try:
             task = conn.recv()
         except (EOFError, OSError):
@@ -204,7 +234,9 @@ def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None) -
             return
         source, first, payload = task
         try:
-            answer: ChunkResult | str = _convert(converter, source, first, payload, spill_dir)
+            result = _convert(converter, source, first, payload, spill_dir)
+            answer: ChunkResult | _InSlot | str = _pass_back(result, slots[number % SLOTS],
+                                                              spill_dir)
         except InputError as exc:
             answer = ChunkResult(b"", [], b"", Summary(),
                                  error=(str(exc), exc.source, exc.line))
@@ -228,11 +260,18 @@ class _Worker:
     def __init__(self, converter: ChunkConverter, spill_dir: str | None) -> None:
         context = get_context("fork")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, converter, spill_dir),
+        # Shared with the process forked below. The n-th block's output is in slot n % SLOTS
+        # until its answer is read here (answer() copies it out); the worker writes there
+        # again only for the block sent SLOTS later, which in_workers sends after that (it
+        # never lets more than three blocks wait at a worker).
+        self.slots = [mmap.mmap(-1, SLOT_BYTES) for _ in range(SLOTS)]
+        self.process = context.Process(target=_serve,
+                                       args=(child, converter, spill_dir, self.slots),
                                        name="ctmap-worker", daemon=True)
         self.process.start()
         child.close()
         self.waiting = 0  # blocks sent and not yet answered (a whole file counts as three)
+        self.answered = 0
 
     def send(self, task: tuple[str, int, Payload], weight: int) -> None:
         self.conn.send(task)
@@ -250,6 +289,12 @@ class _Worker:
             raise WorkerFailed(f"a worker process ended unexpectedly (exit code "
                                f"{self.process.exitcode}); the run stopped there") from None
         self.waiting -= weight
+        slot = self.slots[self.answered % SLOTS]
+        self.answered += 1
+        if isinstance(answer, _InSlot):
+            end = answer.records_size + answer.rejects_size
+            return ChunkResult(slot[:answer.records_size], [], slot[answer.records_size:end],
+                               answer.summary)
         if not isinstance(answer, ChunkResult):
             raise WorkerFailed(f"a worker process failed:\n{answer}")
         return answer
@@ -265,6 +310,8 @@ class _Worker:
             self.process.terminate()
             self.process.join()
         self.conn.close()
+        for slot in self.slots:
+            slot.close()
 
 
 def in_workers(work: Iterator[Unit], converter: ChunkConverter, workers: int,

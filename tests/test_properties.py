@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clevertap_mapper import MapperConfig, MappingError, map_event
-from clevertap_mapper.io.writers import batches
+from clevertap_mapper.io.writers import Batcher
 from clevertap_mapper.jsonutil import LongNumberScan, dumps
 from clevertap_mapper.mapping.js import json_stringify, number_to_string
 from clevertap_mapper.mapping.timestamps import _NUMERIC, epoch_seconds, iso_seconds
@@ -124,7 +124,10 @@ def test_json_stringify_orders_integer_keys_first() -> None:
 def test_batching_keeps_count_order_and_limits(kinds: list[str], max_records: int,
                                                max_tokens: int) -> None:
     records = [{"type": k, "n": i} for i, k in enumerate(kinds)]
-    bodies = list(batches(iter(records), max_records, max_tokens))
+    batcher: Batcher[dict[str, Any]] = Batcher(max_records, max_tokens)
+    bodies = [body for r in records
+              if (body := batcher.add(r, r["type"] == "token")) is not None]
+    bodies += batcher.drain()
     flat = [r for body in bodies for r in body]
     assert sorted(r["n"] for r in flat) == list(range(len(records)))
     for body in bodies:

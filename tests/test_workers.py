@@ -172,3 +172,13 @@ def test_stopping_early_ends_the_worker_processes(tmp_path: Path) -> None:
     assert len([p for p in multiprocessing.active_children() if p.name == "ctmap-worker"]) == 2
     results.close()
     assert [p for p in multiprocessing.active_children() if p.name == "ctmap-worker"] == []
+
+
+@pytest.mark.parametrize("slot_bytes", [1, 300, 4 << 20])
+def test_output_too_large_for_a_slot_goes_through_spill_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slot_bytes: int) -> None:
+    # A worker's output comes back in its shared slot, or in spill files when larger.
+    monkeypatch.setattr("clevertap_mapper.workers.SLOT_BYTES", slot_bytes)
+    lines = [json.dumps({"type": "track", "userId": f"u{n}", "event": "E"}) if n % 3 else
+             "{oops" for n in range(300)]
+    assert convert(tmp_path, lines, 2, "records") == convert(tmp_path, lines, 1, "records")

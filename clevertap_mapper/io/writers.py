@@ -12,8 +12,7 @@ import gzip
 import os
 import shutil
 import sys
-from collections.abc import Iterator
-from typing import IO, Any, Final, Generic, TypeVar
+from typing import IO, Final, Generic, TypeVar
 
 from clevertap_mapper.io.model import Rejection
 from clevertap_mapper.jsonutil import trimmed
@@ -21,7 +20,6 @@ from clevertap_mapper.jsonutil import trimmed
 MAX_BATCH_RECORDS: Final = 1000  # CleverTap: 1000 event/profile records per /1/upload call
 MAX_TOKEN_BATCH_RECORDS: Final = 100  # CleverTap: 100 device-token records per call
 
-Record = dict[str, Any]
 T = TypeVar("T")
 
 
@@ -111,7 +109,8 @@ class Batcher(Generic[T]):
     of their own of at most ``max_tokens``. Order is kept within each kind.
 
     ``add`` returns a body as soon as one is full; ``drain`` returns what is left at the end.
-    The one batching rule, for record dicts (``batches``) and encoded records (``BatchWriter``).
+    The one batching rule, for convert's ``--format batches`` (``BatchWriter``) and upload's
+    bodies (``upload.plan``).
     """
 
     def __init__(self, max_records: int = MAX_BATCH_RECORDS,
@@ -131,17 +130,6 @@ class Batcher(Generic[T]):
         bodies = [body for body in (self._open[False], self._open[True]) if body]
         self._open = {False: [], True: []}
         return bodies
-
-
-def batches(records: Iterator[Record], max_records: int = MAX_BATCH_RECORDS,
-            max_tokens: int = MAX_TOKEN_BATCH_RECORDS) -> Iterator[list[Record]]:
-    """Record dicts grouped into upload bodies (see ``Batcher``), each yielded when full."""
-    batcher: Batcher[Record] = Batcher(max_records, max_tokens)
-    for record in records:
-        body = batcher.add(record, record.get("type") == "token")
-        if body is not None:
-            yield body
-    yield from batcher.drain()
 
 
 class BatchWriter:

@@ -1,8 +1,9 @@
 """Upload bodies, numbered: the deterministic stream an upload sends and a checkpoint names.
 
-``plan_bodies`` runs the same read -> map -> check stages as ``convert`` (``map_items`` over
-``read_items``) and groups the records with the one batcher (``io.writers.batches``): at most
-1000 records a body, device tokens in bodies of their own of at most 100 (spec s0). Each body
+``plan_bodies`` runs the same read -> map -> check loop as ``convert``
+(``ChunkConverter.into``) and groups the records with the one batching rule
+(``io.writers.Batcher``): at most 1000 records a body, device tokens in bodies of their own
+of at most 100 (spec s0). Each body
 keeps the input position of every record (for rejections CleverTap sends back) and the
 read/map/check rejections met since the previous body, so that they are written once, when
 that body is acknowledged, and never again on a resumed run.
