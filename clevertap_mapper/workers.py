@@ -30,8 +30,9 @@ BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 
 
 Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a plain file
 # What a worker is sent: a span of a file for it to read itself; whole lines; or the path of
-# a gzip file for it to read and convert whole.
-Payload = Span | bytes | str
+# a gzip file for it to read and convert whole. (Whole lines that fit travel in shared memory,
+# and the message says only how many bytes: an int. See _Worker.send.)
+Payload = Span | bytes | str | int
 
 
 class Unit(NamedTuple):
@@ -106,8 +107,8 @@ def _here(converter: ChunkConverter, unit: Unit, spill_dir: str | None) -> Chunk
     return converter(unit.source, block.first, block.data, block.lines())
 
 
-def _convert(converter: ChunkConverter, source: str, first_line: int, payload: Payload,
-             spill_dir: str | None) -> ChunkResult:
+def _convert(converter: ChunkConverter, source: str, first_line: int,
+             payload: Span | bytes | str, spill_dir: str | None) -> ChunkResult:
     """Convert what a worker is sent: a block (read here when given as a span), or a whole
     file, whose output goes to spill files in ``spill_dir``."""
     if isinstance(payload, str):
@@ -168,37 +169,57 @@ def _spill(result: ChunkResult, spill_dir: str) -> ChunkResult:
 
 
 SLOTS = 4  # per worker: more than the blocks that may wait there (3), see _Worker
-SLOT_BYTES = 4 << 20  # a block's output is about its input's size (1 MiB)
+SLOT_BYTES = 4 << 20  # a block's input is about 1 MiB, and its output about as much
 
 
 class _InSlot(NamedTuple):
     """A worker's answer whose output it left in its shared-memory slot for this block:
     ``records_size`` bytes of records, then ``rejects_size`` bytes of rejects.
 
-    Passing the output by shared memory costs one copy on each side. A pipe adds a pickling
-    and many small reads; spill files add the file system's work for every block (allocating,
-    then dropping, the pages of files written once and read once): 7% of --workers 2's time.
+    Blocks and their output travel by shared memory, one copy on each side. Through a pipe,
+    a process blocks on a large message until the other reads it, which it does only between
+    blocks; spill files cost the file system's work for every block (allocating, then
+    dropping, the pages of files written once and read once): 7% of --workers 2's time.
     """
 
     summary: Summary
     records_size: int
     rejects_size: int
+    record_sizes: list[int] | None  # the batches format's records, one by one
+    token_at: list[int]
 
 
 def _pass_back(result: ChunkResult, slot: mmap.mmap,
                spill_dir: str | None) -> ChunkResult | _InSlot:
     """How a worker answers with a block's output: in its slot when it fits; else in spill
-    files. A list of records (the batches format) goes through the pipe, and a whole file's
+    files (or, for the batches format's list of records, through the pipe). A whole file's
     output is in spill files already."""
-    records = result.records
-    if type(records) is not bytes or result.spilled is not None:
+    if result.spilled is not None:
         return result
-    end = len(records) + len(result.rejects)
+    records = result.records
+    sizes: list[int] | None = None
+    if isinstance(records, bytes):
+        blob = records
+    else:
+        sizes = [len(r) for r in records]
+        blob = b"".join(records)
+    end = len(blob) + len(result.rejects)
     if end <= len(slot):
-        slot[:len(records)] = records
-        slot[len(records):end] = result.rejects
-        return _InSlot(result.summary, len(records), len(result.rejects))
-    return result if spill_dir is None else _spill(result, spill_dir)
+        slot[:len(blob)] = blob
+        slot[len(blob):end] = result.rejects
+        return _InSlot(result.summary, len(blob), len(result.rejects), sizes, result.token_at)
+    return result if spill_dir is None or sizes is not None else _spill(result, spill_dir)
+
+
+def _taken(answer: _InSlot, slot: mmap.mmap) -> ChunkResult:
+    """The ChunkResult of an answer in ``slot``, copied out of it."""
+    blob = slot[:answer.records_size]
+    rejects = slot[answer.records_size:answer.records_size + answer.rejects_size]
+    if answer.record_sizes is None:
+        return ChunkResult(blob, [], rejects, answer.summary)
+    ends = list(itertools.accumulate(answer.record_sizes))
+    records = [blob[end - size:end] for size, end in zip(answer.record_sizes, ends, strict=True)]
+    return ChunkResult(records, answer.token_at, rejects, answer.summary)
 
 
 def _die_with_parent() -> None:
@@ -214,10 +235,11 @@ def _die_with_parent() -> None:
 
 
 def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None,
-           slots: list[mmap.mmap]) -> None:
+           inputs: list[mmap.mmap], outputs: list[mmap.mmap]) -> None:
     """A worker process: convert each block it is sent and answer, in the order sent, until
-    told to stop (None) or its parent goes away. The output of the n-th block goes to slot
-    n % SLOTS (see _pass_back).
+    told to stop (None) or its parent goes away. The n-th block comes in ``inputs[n %
+    SLOTS]`` when its message says only its size; its output goes to ``outputs[n % SLOTS]``
+    (see _pass_back).
 
     An input that cannot be read answers with the error in the result (``ChunkResult.error``);
     anything else (a bug) with its traceback, as text.
@@ -232,10 +254,11 @@ def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None,
             return
         if task is None:
             return
-        source, first, payload = task
+        source, first, sent = task
+        payload = inputs[number % SLOTS][:sent] if isinstance(sent, int) else sent
         try:
             result = _convert(converter, source, first, payload, spill_dir)
-            answer: ChunkResult | _InSlot | str = _pass_back(result, slots[number % SLOTS],
+            answer: ChunkResult | _InSlot | str = _pass_back(result, outputs[number % SLOTS],
                                                               spill_dir)
         except InputError as exc:
             answer = ChunkResult(b"", [], b"", Summary(),
@@ -260,20 +283,28 @@ class _Worker:
     def __init__(self, converter: ChunkConverter, spill_dir: str | None) -> None:
         context = get_context("fork")
         self.conn, child = context.Pipe()
-        # Shared with the process forked below. The n-th block's output is in slot n % SLOTS
-        # until its answer is read here (answer() copies it out); the worker writes there
-        # again only for the block sent SLOTS later, which in_workers sends after that (it
+        # Shared with the process forked below: the n-th block sent may travel in inputs[n %
+        # SLOTS], its output in outputs[n % SLOTS], each copied out by the side that reads
+        # it, which it does before the (n + 1)-th answer. Either is written again only for
+        # the block sent SLOTS later, which in_workers sends after its answer was read (it
         # never lets more than three blocks wait at a worker).
-        self.slots = [mmap.mmap(-1, SLOT_BYTES) for _ in range(SLOTS)]
-        self.process = context.Process(target=_serve,
-                                       args=(child, converter, spill_dir, self.slots),
-                                       name="ctmap-worker", daemon=True)
+        self.inputs = [mmap.mmap(-1, SLOT_BYTES) for _ in range(SLOTS)]
+        self.outputs = [mmap.mmap(-1, SLOT_BYTES) for _ in range(SLOTS)]
+        self.process = context.Process(
+            target=_serve, args=(child, converter, spill_dir, self.inputs, self.outputs),
+            name="ctmap-worker", daemon=True)
         self.process.start()
         child.close()
         self.waiting = 0  # blocks sent and not yet answered (a whole file counts as three)
+        self.sent = 0
         self.answered = 0
 
     def send(self, task: tuple[str, int, Payload], weight: int) -> None:
+        source, first, payload = task
+        if type(payload) is bytes and len(payload) <= SLOT_BYTES:
+            self.inputs[self.sent % SLOTS][:len(payload)] = payload
+            task = (source, first, len(payload))
+        self.sent += 1
         self.conn.send(task)
         self.waiting += weight
 
@@ -289,12 +320,10 @@ class _Worker:
             raise WorkerFailed(f"a worker process ended unexpectedly (exit code "
                                f"{self.process.exitcode}); the run stopped there") from None
         self.waiting -= weight
-        slot = self.slots[self.answered % SLOTS]
+        slot = self.outputs[self.answered % SLOTS]
         self.answered += 1
         if isinstance(answer, _InSlot):
-            end = answer.records_size + answer.rejects_size
-            return ChunkResult(slot[:answer.records_size], [], slot[answer.records_size:end],
-                               answer.summary)
+            return _taken(answer, slot)
         if not isinstance(answer, ChunkResult):
             raise WorkerFailed(f"a worker process failed:\n{answer}")
         return answer
@@ -310,7 +339,7 @@ class _Worker:
             self.process.terminate()
             self.process.join()
         self.conn.close()
-        for slot in self.slots:
+        for slot in (*self.inputs, *self.outputs):
             slot.close()
 
 

@@ -175,10 +175,17 @@ def test_stopping_early_ends_the_worker_processes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("slot_bytes", [1, 300, 4 << 20])
-def test_output_too_large_for_a_slot_goes_through_spill_files(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slot_bytes: int) -> None:
-    # A worker's output comes back in its shared slot, or in spill files when larger.
+@pytest.mark.parametrize("fmt", ["records", "batches"])
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_blocks_and_output_too_large_for_a_slot_take_the_slow_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slot_bytes: int, fmt: Any,
+        gzipped: bool) -> None:
+    # Blocks a worker does not read itself (from gzip) travel in shared memory, and so does
+    # its output; what is larger than a slot goes through the pipe or spill files instead.
     monkeypatch.setattr("clevertap_mapper.workers.SLOT_BYTES", slot_bytes)
     lines = [json.dumps({"type": "track", "userId": f"u{n}", "event": "E"}) if n % 3 else
              "{oops" for n in range(300)]
-    assert convert(tmp_path, lines, 2, "records") == convert(tmp_path, lines, 1, "records")
+    text = ("\n".join(lines) + "\n").encode()
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(gzip.compress(text) if gzipped else text)
+    assert run(tmp_path, src, 2, fmt) == run(tmp_path, src, 1, fmt)
