@@ -168,7 +168,8 @@ def _spill(result: ChunkResult, spill_dir: str) -> ChunkResult:
     return ChunkResult(b"", [], b"", result.summary, paths)
 
 
-SLOTS = 4  # per worker: more than the blocks that may wait there (3), see _Worker
+WAITING = 3  # blocks that may wait at a worker (a whole file counts as three)
+SLOTS = WAITING  # per worker, for the blocks sent and not yet answered (see _Worker)
 SLOT_BYTES = 4 << 20  # a block's input is about 1 MiB, and its output about as much
 
 
@@ -285,9 +286,9 @@ class _Worker:
         self.conn, child = context.Pipe()
         # Shared with the process forked below: the n-th block sent may travel in inputs[n %
         # SLOTS], its output in outputs[n % SLOTS], each copied out by the side that reads
-        # it, which it does before the (n + 1)-th answer. Either is written again only for
-        # the block sent SLOTS later, which in_workers sends after its answer was read (it
-        # never lets more than three blocks wait at a worker).
+        # it. Either is written again only for the block sent SLOTS later, which in_workers
+        # sends only once the n-th answer was read (it never lets more than WAITING blocks
+        # wait at a worker).
         self.inputs = [mmap.mmap(-1, SLOT_BYTES) for _ in range(SLOTS)]
         self.outputs = [mmap.mmap(-1, SLOT_BYTES) for _ in range(SLOTS)]
         self.process = context.Process(
@@ -295,7 +296,7 @@ class _Worker:
             name="ctmap-worker", daemon=True)
         self.process.start()
         child.close()
-        self.waiting = 0  # blocks sent and not yet answered (a whole file counts as three)
+        self.waiting = 0  # blocks sent and not yet answered (a whole file counts WAITING)
         self.sent = 0
         self.answered = 0
 
@@ -371,9 +372,12 @@ def in_workers(work: Iterator[Unit], converter: ChunkConverter, workers: int,
     try:
         try:
             for unit in work:
-                weight = 3 if unit.block is None else 1
+                weight = WAITING if unit.block is None else 1
                 worker = min(pool, key=lambda w: w.waiting)
-                if worker.waiting + weight <= 3:
+                # (A block larger than a slot would go through the pipe, and this process
+                # would wait there until the worker reads it: it is converted here.)
+                if worker.waiting + weight <= WAITING and not (
+                        type(unit.payload) is bytes and len(unit.payload) > SLOT_BYTES):
                     worker.send((unit.source, unit.first, unit.payload), weight)
                     pending.append((worker, weight))
                 else:
