@@ -225,14 +225,12 @@ def _taken(answer: _InSlot, slot: mmap.mmap) -> ChunkResult:
 
 def _die_with_parent() -> None:
     """Ask Linux to end this worker when its parent dies, even by SIGKILL (a forked worker
-    holds the pool's pipes open itself, so it would never see them close)."""
+    holds copies of its parent's ends of the pipes, so it would never see them close)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass  # not Linux: the pool's own shutdown still ends workers on every normal exit
-
-
+        pass  # not Linux: in_workers still ends its workers on every way out
 
 
 def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None,
