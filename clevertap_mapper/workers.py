@@ -267,6 +267,18 @@ def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None,
         conn.send_bytes(pickle.dumps(answer, pickle.HIGHEST_PROTOCOL))
 
 
+def _how(exitcode: int | None) -> str:
+    """How a process ended, for a person: its exit code, or the signal that killed it."""
+    if exitcode is None or exitcode >= 0:
+        return f"exit code {exitcode}"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = f"signal {-exitcode}"
+    hint = "; out of memory, the kernel may have killed it" if name == "SIGKILL" else ""
+    return f"killed by {name}{hint}"
+
+
 class WorkerFailed(CtmapError):
     """A worker process died or hit a bug; the run cannot go on."""
 
@@ -316,8 +328,8 @@ class _Worker:
             answer = pickle.loads(self.conn.recv_bytes())
         except (EOFError, OSError):
             self.process.join(1)
-            raise WorkerFailed(f"a worker process ended unexpectedly (exit code "
-                               f"{self.process.exitcode}); the run stopped there") from None
+            raise WorkerFailed(f"a worker process ended unexpectedly ({_how(self.process.exitcode)}"
+                               "); the run stopped there") from None
         self.waiting -= weight
         slot = self.outputs[self.answered % SLOTS]
         self.answered += 1

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +139,14 @@ class Dies:
         if b"marker" in block and os.getpid() != self.parent:
             if self.how == "exit":
                 os._exit(9)
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("a bug in converting")
         return self.converter(source, first_line, block, lines)
 
 
 @pytest.mark.parametrize(("how", "says"), [("exit", "ended unexpectedly (exit code 9)"),
+                                           ("kill", "ended unexpectedly (killed by SIGKILL"),
                                            ("bug", "RuntimeError: a bug in converting")])
 def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path: Path, how: str,
                                                              says: str) -> None:
