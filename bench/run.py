@@ -112,7 +112,9 @@ def main() -> None:
             server, url = start_server(tmp)
         try:
             table = jobs(data, tmp, url if server else None)
-            names = [n for n in table if not wanted or any(n.startswith(w) for w in wanted)]
+            # A name picks that job; a beginning of names ("upload") the jobs it begins.
+            names = [n for n in table if not wanted or any(
+                n == w or (w not in table and n.startswith(w)) for w in wanted)]
             results = {n: Result(n, [], []) for n in names}
             env = {**os.environ, "CLEVERTAP_PASSCODE": PASSCODE}
             for round_no in range(args.rounds):
