@@ -37,6 +37,7 @@ __all__ = ["NO_TYPE", "Format", "Mapped", "Record", "Summary", "event_type", "ma
 
 ProgressHook = Callable[[Summary], None]
 
+
 def _keep_freed_memory() -> None:
     """Ask glibc to keep up to 32 MiB of freed memory instead of handing it back at once.
 
