@@ -247,12 +247,29 @@ class ChunkConverter:
 
 
 class Sink:
-    """Where ``ChunkConverter.into`` puts what each event (or line of records) gave."""
+    """Where ``ChunkConverter.into`` puts what each event (or line of records) gave.
+
+    A sink counts records by kind and rejections by code in plain dicts, which compiled code
+    updates without generic calls, and adds them to a Summary in ``count_into``.
+    """
+
+    __slots__ = ("kinds", "rejected")
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
 
     def add(self, mapped: list[Record], rejections: list[Rejection], line: int,
             index: int | None) -> None:
         """The records and rejections of the event at ``line`` (``index``: in a batch)."""
         raise NotImplementedError
+
+    def count_into(self, summary: Summary) -> None:
+        """Add what was counted since the last call to ``summary``."""
+        summary.records.update(self.kinds)
+        summary.rejected.update(self.rejected)
+        self.kinds.clear()
+        self.rejected.clear()
 
 
 class _Encoded(Sink):
@@ -262,16 +279,13 @@ class _Encoded(Sink):
     that only the cyclic GC frees, which let each block's output pile up in memory.)
     """
 
-    __slots__ = ("kinds", "records", "rejected", "rejects", "token_at")
+    __slots__ = ("records", "rejects", "token_at")
 
     def __init__(self) -> None:
+        super().__init__()
         self.records: list[bytes] = []
         self.token_at: list[int] = []  # indices of the device-token records
         self.rejects: list[bytes] = []
-        # Counted in plain dicts, which compiled code updates without generic calls; added to
-        # the block's Summary at the end (``count_into``).
-        self.kinds: dict[str, int] = {}
-        self.rejected: dict[str, int] = {}
 
     def add(self, mapped: list[Record], rejections: list[Rejection], line: int,
             index: int | None) -> None:
@@ -288,7 +302,3 @@ class _Encoded(Sink):
             code = rejection.code
             rejected[code] = rejected.get(code, 0) + 1
             self.rejects.append(rejection.encode())
-
-    def count_into(self, summary: Summary) -> None:
-        summary.records.update(self.kinds)
-        summary.rejected.update(self.rejected)

@@ -77,23 +77,27 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
         first = number == 0
         stage = Stage(config, summary if first else Summary(), checker)
         bodies = _Bodies(keep, carried, first, max_records, max_tokens)
-        for name in files:
-            bodies.source = source_name(name)
-            for block in read_blocks(name):
-                converter.into(stage, bodies, bodies.source, block.first, block.data,
-                               block.lines())
-                if first:
-                    bodies.count_into(summary)
-                for body in bodies.take():
-                    body.seq = seq
-                    seq += 1
-                    yield body
-        for body in bodies.drain():
+        for body in _one_pass(files, converter, stage, bodies, summary if first else None):
             body.seq = seq
             seq += 1
             yield body
     if carried:
         yield Body(seq, [], [], carried[:])
+
+
+def _one_pass(files: list[str], converter: ChunkConverter, stage: Stage, bodies: _Bodies,
+              summary: Summary | None) -> Iterator[Body]:
+    """The bodies of one pass over ``files``, each as soon as it is full, then the rest;
+    with ``summary``, what the pass counted goes there, a block at a time."""
+    for name in files:
+        bodies.source = source_name(name)
+        for block in read_blocks(name):
+            converter.into(stage, bodies, bodies.source, block.first, block.data,
+                           block.lines())
+            if summary is not None:
+                bodies.count_into(summary)
+            yield from bodies.take()
+    yield from bodies.drain()
 
 
 class _Bodies(Sink):
@@ -106,6 +110,7 @@ class _Bodies(Sink):
 
     def __init__(self, keep: Callable[[Record], bool] | None, carried: list[Rejection],
                  collect: bool, max_records: int, max_tokens: int) -> None:
+        super().__init__()
         self.source = ""
         self.keep = keep
         self.carried = carried
@@ -113,8 +118,6 @@ class _Bodies(Sink):
         # (encoded record, its event's position, whether it is a device token)
         self.batcher: Batcher[tuple[bytes, Position, bool]] = Batcher(max_records, max_tokens)
         self.full: list[Body] = []
-        self.kinds: dict[str, int] = {}
-        self.rejected: dict[str, int] = {}
 
     def add(self, mapped: list[Record], rejections: list[Rejection], line: int,
             index: int | None) -> None:
@@ -151,9 +154,3 @@ class _Bodies(Sink):
     def drain(self) -> list[Body]:
         """The bodies left open at the end of the pass."""
         return [self._body(items) for items in self.batcher.drain()]
-
-    def count_into(self, summary: Summary) -> None:
-        summary.records.update(self.kinds)
-        summary.rejected.update(self.rejected)
-        self.kinds.clear()
-        self.rejected.clear()

@@ -181,8 +181,7 @@ class _Chunk:
 class _Job:
     """A body being delivered, with the results not yet committed to the checkpoint."""
 
-    body: Body
-    encoded: list[bytes]
+    body: Body  # body.records: the encoded records, as they are sent
     pending: set[int]
     stream_due: bool
     accepted: int = 0
@@ -193,11 +192,11 @@ class _Job:
     def of(cls, body: Body, pending: list[int] | None) -> _Job:
         indices = set(range(len(body.records))) if pending is None else set(pending)
         # A body the checkpoint knows in part had its read/map rejections written already.
-        return cls(body, body.records, indices, stream_due=pending is None)
+        return cls(body, indices, stream_due=pending is None)
 
     def record(self, index: int) -> dict[str, Any]:
         """Record ``index`` of the body, decoded from what was sent."""
-        record: dict[str, Any] = orjson.loads(self.encoded[index])
+        record: dict[str, Any] = orjson.loads(self.body.records[index])
         return record
 
     @property
@@ -427,7 +426,7 @@ class Uploader:
             chunk.wait = 0.0
             if self._halt.is_set() or not self._limiter.acquire(self._halt):
                 raise _Halt
-            payload = b'{"d":[' + b",".join(job.encoded[i] for i in chunk.indices) + b"]}"
+            payload = b'{"d":[' + b",".join(job.body.records[i] for i in chunk.indices) + b"]}"
             with self._lock:
                 self.report.requests += 1
                 self.report.records_sent += len(chunk.indices)
