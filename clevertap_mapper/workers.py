@@ -29,10 +29,10 @@ from clevertap_mapper.stage import ChunkConverter, ChunkResult, Summary
 BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 1 MiB
 
 Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a plain file
-# What a worker is sent: a span of a file for it to read itself; whole lines; or the path of
-# a gzip file for it to read and convert whole. (Whole lines that fit travel in shared memory,
-# and the message says only how many bytes: an int. See _Worker.send.)
-Payload = Span | bytes | str | int
+# What a worker is given: a span of a file for it to read itself; whole lines; or the path of
+# a gzip file for it to read and convert whole. (Whole lines travel in shared memory, and the
+# message says only how many bytes: see _Worker.send.)
+Payload = Span | bytes | str
 
 
 class Unit(NamedTuple):
@@ -107,8 +107,8 @@ def _here(converter: ChunkConverter, unit: Unit, spill_dir: str | None) -> Chunk
     return converter(unit.source, block.first, block.data, block.lines())
 
 
-def _convert(converter: ChunkConverter, source: str, first_line: int,
-             payload: Span | bytes | str, spill_dir: str | None) -> ChunkResult:
+def _convert(converter: ChunkConverter, source: str, first_line: int, payload: Payload,
+             spill_dir: str | None) -> ChunkResult:
     """Convert what a worker is sent: a block (read here when given as a span), or a whole
     file, whose output goes to spill files in ``spill_dir``."""
     if isinstance(payload, str):
@@ -310,13 +310,24 @@ class _Worker:
         self.sent = 0
         self.answered = 0
 
-    def send(self, task: tuple[str, int, Payload], weight: int) -> None:
-        source, first, payload = task
-        if type(payload) is bytes and len(payload) <= SLOT_BYTES:
-            self.inputs[self.sent % SLOTS][:len(payload)] = payload
-            task = (source, first, len(payload))
+    @staticmethod
+    def takes(unit: Unit) -> bool:
+        """Whether a worker may be sent ``unit``: lines that fit a slot, a span, or a file.
+
+        (Lines larger than a slot would go through the pipe, and this process would wait
+        there until the worker read them, while the worker may wait for this process to read
+        a large answer.)
+        """
+        return type(unit.payload) is not bytes or len(unit.payload) <= SLOT_BYTES
+
+    def send(self, unit: Unit, weight: int) -> None:
+        """Send ``unit`` (one that ``takes`` accepts); lines travel in the next input slot."""
+        message: Payload | int = unit.payload
+        if isinstance(message, bytes):
+            self.inputs[self.sent % SLOTS][:len(message)] = message
+            message = len(message)
         self.sent += 1
-        self.conn.send(task)
+        self.conn.send((unit.source, unit.first, message))
         self.waiting += weight
 
     def ready(self) -> bool:
@@ -358,10 +369,11 @@ def in_workers(work: Iterator[Unit], converter: ChunkConverter, workers: int,
                spill_dir: str | None) -> Generator[ChunkResult, None, None]:
     """Blocks converted by this process and ``workers - 1`` forked ones, yielded in input order.
 
-    A block goes to the least busy worker process while fewer than three wait there (a whole
-    file counts as three); otherwise this process converts it itself, meanwhile none of the
-    others runs dry. So ``workers`` processes convert: on N cores, ``--workers N`` keeps N
-    busy, not N plus a parent that mostly waits. At most ``3 * workers`` blocks are held, so
+    A block goes to the least busy worker process while fewer than WAITING wait there (a
+    whole file counts as WAITING); otherwise this process converts it itself, meanwhile none
+    of the others runs dry. So ``workers`` processes convert: on N cores, ``--workers N`` keeps
+    N busy, not N plus a parent that mostly waits. At most ``WAITING * workers`` blocks are
+    held, so
     memory does not grow with the input. If reading fails, what was read before is still
     converted and yielded, then the error raised.
     """
@@ -384,15 +396,12 @@ def in_workers(work: Iterator[Unit], converter: ChunkConverter, workers: int,
             for unit in work:
                 weight = WAITING if unit.block is None else 1
                 worker = min(pool, key=lambda w: w.waiting)
-                # (A block larger than a slot would go through the pipe, and this process
-                # would wait there until the worker reads it: it is converted here.)
-                if worker.waiting + weight <= WAITING and not (
-                        type(unit.payload) is bytes and len(unit.payload) > SLOT_BYTES):
-                    worker.send((unit.source, unit.first, unit.payload), weight)
+                if worker.waiting + weight <= WAITING and _Worker.takes(unit):
+                    worker.send(unit, weight)
                     pending.append((worker, weight))
                 else:
                     pending.append(_here(converter, unit, spill_dir))
-                while pending and (len(pending) >= 3 * workers or ready(pending[0])):
+                while pending and (len(pending) >= WAITING * workers or ready(pending[0])):
                     yield done(pending.popleft())
         except InputError:
             while pending:  # what was read before the damage still goes out
