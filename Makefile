@@ -5,17 +5,19 @@ BIN    := $(VENV)/bin
 # COMPILE=0 installs the pure-Python build instead of compiling the hot path (setup.py).
 COMPILE ?= 1
 STAMP  := $(VENV)/.installed-compile-$(COMPILE)
-# The modules setup.py compiles ([tool.ctmap] compiled in pyproject.toml): a change to one of
-# them rebuilds.
-CORE   := $(shell sed -n '/^compiled = \[/,/^\]/s/^ *"\(.*\)",*$$/\1/p' pyproject.toml)
+# The compiled modules ([tool.ctmap] compiled in pyproject.toml) build against the types of
+# the modules they import (a NamedTuple compiles to tuple access, a class to attribute access),
+# so a change to any module of the package rebuilds.
+SOURCES := $(shell find clevertap_mapper -name '*.py')
 
 .PHONY: run test lint bench profile clean
 
-$(STAMP): pyproject.toml setup.py $(CORE)
+$(STAMP): pyproject.toml setup.py $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	rm -f $(VENV)/.installed-* *__mypyc*.so clevertap_mapper/*.so clevertap_mapper/*/*.so
 	CTMAP_COMPILE=$(COMPILE) $(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/ctmap --version  # says whether the hot path compiled
 	touch $(STAMP)
 
 run: $(STAMP)  ## convert the bundled samples and show the summary

@@ -12,9 +12,13 @@ Stage = Literal["read", "map", "check", "upload"]
 RAW_TEXT_LIMIT = 2000  # characters of an unreadable line kept in the rejects file
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Position:
-    """Where an event came from: file, 1-based line, and 1-based place inside a batch line."""
+    """Where an event came from: file, 1-based line, and 1-based place inside a batch line.
+
+    Treat it as immutable. (It is not frozen: a frozen dataclass is made in three times the
+    time, and upload keeps a Position for every record it sends.)
+    """
 
     source: str
     line: int
