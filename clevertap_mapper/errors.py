@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class CtmapError(Exception):
     """Root of every error ctmap raises on purpose."""
@@ -61,8 +59,6 @@ class RetriableUploadError(UploadError):
 class FatalUploadError(UploadError):
     """A failure that retrying cannot fix (401/403, bad endpoint): stop the run."""
 
-    def __init__(self, message: str, *, status: int | None = None,
-                 body: Any = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-        self.body = body

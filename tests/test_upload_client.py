@@ -156,6 +156,26 @@ def test_200_with_unprocessed_entries_is_read() -> None:
     assert (entry.code, entry.number, entry.record) == (512, 2, GOOD)
 
 
+@pytest.mark.parametrize("status", [201, 202])
+def test_every_2xx_answer_is_read(status: int) -> None:
+    ack = classify(status, {}, b'{"status":"success","processed":3,"unprocessed":[]}',
+                   where="x")
+    assert (ack.status, ack.processed, ack.unprocessed) == ("success", 3, [])
+    with pytest.raises(TransientError) as info:  # 204 No Content: the verdict is unknown
+        classify(204, {}, b"", where="x")
+    assert info.value.ambiguous
+
+
+@pytest.mark.parametrize("status", [200, 400, 413, 429, 500, 502, 408, 404, 401])
+def test_a_passcode_echoed_by_the_server_is_scrubbed(status: int) -> None:
+    # A gateway's error page may quote the request headers back.
+    echo = orjson.dumps({"error": f"bad gateway; X-CleverTap-Passcode: {PASSCODE}"})
+    with pytest.raises((TransientError, RequestRejectedError, FatalUploadError)) as info:
+        classify(status, {}, echo, where="x", credentials=CREDS)
+    assert PASSCODE not in str(info.value)
+    assert PASSCODE not in str(getattr(info.value, "error", ""))
+
+
 @pytest.mark.parametrize("content", [b"", b"<html>", b'{"status":"success"}', b"[]"])
 def test_unreadable_200_is_retried_as_ambiguous(content: bytes) -> None:
     with pytest.raises(TransientError) as info:

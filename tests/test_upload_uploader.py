@@ -35,6 +35,7 @@ from clevertap_mapper.upload import (
     plan_bodies,
     run_upload,
 )
+from clevertap_mapper.upload.state import RejectsJournal
 from tests.support.fake_clevertap import FakeCleverTap
 from tests.support.upload_data import (
     ACCOUNT,
@@ -398,11 +399,36 @@ def test_unprocessed_entries_match_by_number_and_content(tmp_path: Path) -> None
 
 
 def test_answers_that_do_not_add_up_are_noted(tmp_path: Path) -> None:
-    records = [record(n) for n in range(2)]
-    answers = [Ack("partial", 0, [Unprocessed(509, "?", {"other": 1}, None)])]
+    records = [record(n) for n in range(3)]
+    # CleverTap names a record that is not one of ours, and processed the other two.
+    answers = [Ack("partial", 2, [Unprocessed(509, "?", {"other": 1}, None)])]
     report = run_scripted(tmp_path, answers, records)
     assert report.mismatches == 1
     assert report.rejected == Counter(clevertap_509=1)
+    assert report.accepted == 2
+
+
+@pytest.mark.parametrize("ack", [
+    Ack("fail", 0, []),  # a failure that names no record
+    Ack("partial", 1, []),  # one of three stored, and not a word on which
+    Ack("partial", 0, [Unprocessed(509, "?", {"other": 1}, None)]),
+])
+def test_records_an_answer_does_not_account_for_are_not_counted_as_accepted(
+        tmp_path: Path, ack: Ack) -> None:
+    records = [record(n) for n in range(3)]
+    rejects = tmp_path / "rejects.ndjson"
+    state = Checkpoint.open(None, [], {})
+    uploader = Uploader(scripted([ack]), state, RejectsJournal(str(rejects), append=False),
+                        concurrency=1,
+                        policy=FAST)
+    report = uploader.run(plan_bodies([str(write_ndjson(tmp_path / "r.ndjson", records))],
+                                      MapperConfig(), Summary()))
+    assert report.accepted == 0 and report.mismatches == 1
+    assert report.rejected["clevertap_unconfirmed"] == 3
+    lines = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    unconfirmed = [line for line in lines if line["code"] == "clevertap_unconfirmed"]
+    assert [line["record"] for line in unconfirmed] == records
+    assert "may not be stored" in unconfirmed[0]["message"]
 
 
 def test_progress_is_reported(ct: FakeCleverTap, tmp_path: Path) -> None:

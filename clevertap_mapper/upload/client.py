@@ -244,19 +244,20 @@ def _parse_unprocessed(entries: Any) -> list[Unprocessed]:
 def classify(status: int, headers: httpx.Headers | dict[str, str], content: bytes, *,
              where: str, credentials: Credentials | None = None,
              region: str | None = None) -> Ack:
-    """What an HTTP answer from ``/1/upload`` means (spec s1.4-1.6); raises unless it is 200.
+    """What an HTTP answer from ``/1/upload`` means (spec s1.4-1.6); raises unless it is 2xx.
 
-    ``where`` (the URL) and ``region`` only go into messages.
+    ``where`` (the URL) and ``region`` only go into messages. The server's own text goes into
+    them too, with the passcode scrubbed: a gateway's error page may echo the request headers.
     """
     payload = _json(content)
-    if status == 200:
+    text = _scrub(_snippet(payload, content), credentials)
+    if 200 <= status < 300:  # spec s1.6: 200, 201, 202 and 204 all carry the body's verdict
         if type(payload) is not dict or type(payload.get("processed")) is not int:
             # The body was processed, but we cannot tell how: resend (may duplicate).
-            raise TransientError(f"HTTP 200 with an unreadable body ({_snippet(payload, content)})",
-                                 status=200, ambiguous=True)
+            raise TransientError(f"HTTP {status} with an unreadable body ({text})",
+                                 status=status, ambiguous=True)
         return Ack(str(payload.get("status", "")), payload["processed"],
                    _parse_unprocessed(payload.get("unprocessed")))
-    text = _snippet(payload, content)
     if status in (401, 403):
         account = credentials.account_id if credentials is not None else "?"
         reg = region if region is not None else "(from --endpoint)"
@@ -264,7 +265,7 @@ def classify(status: int, headers: httpx.Headers | dict[str, str], content: byte
                    f"check the account id ({account}), the passcode (CLEVERTAP_PASSCODE or "
                    f"--passcode-file) and the region ({reg}); a wrong region looks like wrong "
                    "credentials")
-        raise FatalUploadError(_scrub(message, credentials), status=status, body=payload)
+        raise FatalUploadError(_scrub(message, credentials), status=status)
     if status == 429:
         retry_after = parse_retry_after(headers.get("Retry-After"))
         raise TransientError(f"HTTP 429 ({text})", status=status, retry_after=retry_after)
@@ -281,7 +282,7 @@ def classify(status: int, headers: httpx.Headers | dict[str, str], content: byte
                    "the passcode: check --region / --endpoint")
         raise FatalUploadError(_scrub(message, credentials), status=status)
     message = f"{where} answered HTTP {status} ({text}); check --region / --endpoint"
-    raise FatalUploadError(_scrub(message, credentials), status=status, body=payload)
+    raise FatalUploadError(_scrub(message, credentials), status=status)
 
 
 def _user_agent() -> str:

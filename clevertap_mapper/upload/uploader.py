@@ -7,10 +7,12 @@
   most ``concurrency + 1`` bodies outstanding (one ready for the next free worker), so
   memory stays flat;
 - a worker owns one body until it is resolved: it sends it (each request gated by the
-  ``AdaptiveLimiter``), reads every 200 answer (``processed`` records are done, each
+  ``AdaptiveLimiter``), reads every 2xx answer (``processed`` records are done, each
   ``unprocessed[]`` entry is matched back to its record and rejected, except code 555, which
-  is resent later), retries 429/5xx/timeouts/dropped connections with backoff, and bisects
-  a whole-request 400 down to the records that cause it;
+  is resent later; when ``processed`` falls short of the records not named, none of those
+  counts as accepted: each is rejected as ``clevertap_unconfirmed``), retries
+  429/5xx/timeouts/dropped connections with backoff, and bisects a whole-request 400 down to
+  the records that cause it;
 - progress is committed after every answer that resolves records: rejections first, then
   the checkpoint (see ``state``), so a crash resends at most the bodies in flight;
 - a retry bound reached stops the run ("gave up", the CLI's exit 4), 401/403 stops it at
@@ -38,7 +40,7 @@ import orjson
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import ConfigError, FatalUploadError, InputError
-from clevertap_mapper.io.model import Position, Rejection
+from clevertap_mapper.io.model import Rejection
 from clevertap_mapper.io.readers import STDIN, expand_inputs
 from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS
 from clevertap_mapper.pipeline import Summary
@@ -70,6 +72,8 @@ Sleep = Callable[[float], None]
 
 SERVER_ERROR_CODE: Final = 555  # "Miscellaneous server error": the one transient record code
 REJECTED_CODE: Final = "clevertap_rejected"  # the rejects-file code of CleverTap's refusals
+# The code of records an answer did not account for (neither processed nor unprocessed[]).
+UNCONFIRMED_CODE: Final = "clevertap_unconfirmed"
 DEFAULT_GRACE: Final = 10.0  # seconds to let requests in flight finish after Ctrl-C/SIGTERM
 _SKIPPED_SUFFIX: Final = re.compile(r"\.?\s*Skipped record number\s*:\s*\d+\s*$")
 _TICK: Final = 0.2  # how often waiting threads look at the stop flag
@@ -506,21 +510,27 @@ class Uploader:
                 again.append((indices[slot], entry))
             else:
                 self._reject(job, indices[slot], entry.code, entry.error)
-        for slot in open_slots:
-            job.pending.discard(indices[slot])
-        job.accepted += len(open_slots)
         expected = len(indices) - len(ack.unprocessed)
         if unmatched or ack.processed != expected:
             with self._lock:
                 self.report.mismatches += 1
         for entry in unmatched:
             # CleverTap named a record we cannot find in what we sent: keep its answer.
-            pos = job.body.positions[indices[0]]
             job.rejections.append(Rejection(
-                Position(pos.source, pos.line, pos.index), "upload", REJECTED_CODE,
+                job.body.positions[indices[0]], "upload", REJECTED_CODE,
                 f"CleverTap rejected a record of this body that ctmap could not match to an "
                 f"input line (code {entry.code}: {entry.error})", record=entry.record,
                 clevertap={"code": entry.code, "error": entry.error}))
+        if len(open_slots) - len(unmatched) > ack.processed:
+            # CleverTap stored fewer records than it found no fault with (a "fail" with an
+            # empty unprocessed[], say) and does not say which: none counts as accepted.
+            for slot in sorted(open_slots):
+                self._unconfirmed(job, indices[slot], ack, len(indices))
+            open_slots.clear()
+        for slot in open_slots:
+            job.pending.discard(indices[slot])
+        # Each unmatched entry is one of these records, in the rejects file with its answer.
+        job.accepted += max(0, len(open_slots) - len(unmatched))
         return sorted(again, key=lambda pair: pair[0])
 
     @staticmethod
@@ -550,6 +560,15 @@ class Uploader:
             "it again", record=job.record(index),
             clevertap={"code": code, "error": error}))
 
+    def _unconfirmed(self, job: _Job, index: int, ack: Ack, sent: int) -> None:
+        job.pending.discard(index)
+        job.rejections.append(Rejection(
+            job.body.positions[index], "upload", UNCONFIRMED_CODE,
+            f"CleverTap answered status {ack.status!r}, {ack.processed} processed, for "
+            f"{sent} records, without naming the others: this record may not be stored; "
+            "check it in CleverTap before uploading it again", record=job.record(index),
+            clevertap={"status": ack.status, "processed": ack.processed}))
+
     def _commit(self, job: _Job, *, final: bool) -> None:
         """Make a job's progress durable: rejections to the journal, then the checkpoint."""
         with self._lock:
@@ -560,9 +579,8 @@ class Uploader:
                 rejections.extend(job.body.rejections)
                 job.stream_due = False
             rejections.extend(job.rejections)
-            counts = Counter(r.code if r.stage != "upload" else
-                             rejection_key((r.clevertap or {}).get("code"))
-                             for r in rejections)
+            counts = Counter(rejection_key((r.clevertap or {}).get("code"))
+                             if r.code == REJECTED_CODE else r.code for r in rejections)
             if self._rejects is not None:
                 self._rejects.write(rejections)
             job.rejections = []
