@@ -7,11 +7,10 @@ import os
 import click
 
 from clevertap_mapper.errors import CtmapError
-from clevertap_mapper.io.readers import expand_inputs
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import Format, run_convert
 from cli.exit_codes import ExitCode
-from cli.options import mapping_options, pick, resolve_mapping
+from cli.options import mapping_options, pick, refuse_overlaps, resolve_mapping
 from cli.render import progress_bar, render_convert_summary, stderr_console
 
 
@@ -78,10 +77,7 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
                          console=console))
     out_format: Format = pick(ctx, "fmt", settings.file, "format")
     rejects_name = rejects or default_rejects_path(output)
-    read = {os.path.abspath(x) for x in expand_inputs(inputs) if x != "-"}
-    for option, name in (("-o", output), ("--rejects", rejects_name)):
-        if name != "-" and os.path.abspath(name) in read:
-            raise click.UsageError(f"{name} is also an input; choose another {option}")
+    refuse_overlaps(inputs, [("-o", output), ("--rejects", rejects_name)])
     out = Output(output)
     rejects_writer = RejectsWriter(rejects_name)
     try:

@@ -5,7 +5,8 @@ Precedence: an option given on the command line, then ``--config ctmap.toml``, t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from click.core import ParameterSource
 
 from clevertap_mapper.checks import Checker, CheckLevel
 from clevertap_mapper.config import MapperConfig, load_settings_file
+from clevertap_mapper.io.readers import STDIN
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,3 +81,29 @@ def resolve_mapping(ctx: click.Context) -> MappingSettings:
     checker = Checker(level, pick(ctx, "max_event_properties", file))
     return MappingSettings(mapper, checker, file)
 
+
+
+def refuse_overlaps(inputs: Iterable[str], outputs: Iterable[tuple[str, str | None]]) -> None:
+    """Refuse a file a command writes (``(option, path)``; ``-`` and None are not files) that
+    it also reads, or that another of its options writes: a UsageError naming both.
+
+    A file inside an input directory counts as read even before it exists: the next run
+    (a nightly cron's) would read it as input.
+    """
+    read = [(name, os.path.realpath(name)) for name in inputs if name != STDIN]
+    written: dict[str, str] = {}
+    for option, path in outputs:
+        if path is None or path == STDIN:
+            continue
+        real = os.path.realpath(path)
+        if real in written:
+            raise click.UsageError(f"{written[real]} and {option} are the same file ({path}); "
+                                   "give each its own")
+        written[real] = option
+        for name, source in read:
+            if real == source:
+                raise click.UsageError(f"{option} {path} is also an input; choose another file")
+            if os.path.isdir(source) and os.path.commonpath([source, real]) == source:
+                raise click.UsageError(f"{option} {path} is inside the input directory {name}, "
+                                       "so the next run would read it as input; write it "
+                                       "outside the directory")

@@ -27,7 +27,13 @@ from clevertap_mapper.upload.retry import DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRI
 from clevertap_mapper.upload.secret import Secret
 from clevertap_mapper.upload.uploader import UploadOptions, UploadReport, run_upload
 from cli.exit_codes import ExitCode
-from cli.options import MappingSettings, mapping_options, pick, resolve_mapping
+from cli.options import (
+    MappingSettings,
+    mapping_options,
+    pick,
+    refuse_overlaps,
+    resolve_mapping,
+)
 from cli.render import counts, stderr_console
 
 ACCOUNT_ENV: Final = "CLEVERTAP_ACCOUNT_ID"
@@ -134,10 +140,7 @@ def upload(ctx: click.Context, /, *, inputs: tuple[str, ...], region: str | None
         ctx.exit(_dry_run(list(inputs), settings, url, account, options.profiles_first,
                           as_json=as_json, quiet=quiet, console=console))
     rejects_path = rejects or default_rejects_path(state)
-    for name, what in ((rejects_path, "--rejects"), (state, "--state")):
-        if name is not None and any(x != "-" and os.path.abspath(x) == os.path.abspath(name)
-                                    for x in inputs):
-            raise click.UsageError(f"{what} {name} is also an input; choose another file")
+    refuse_overlaps(inputs, [("--state", state), ("--rejects", rejects_path)])
     credentials = Credentials(_account_id(account), _passcode(passcode_file, inputs))
     stop = threading.Event()
     with _signals_stop(stop, console, options.grace), \

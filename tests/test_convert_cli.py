@@ -267,17 +267,28 @@ def test_gz_output_is_compressed_and_identical(tmp_path: Path, workers: str) -> 
         (tmp_path / "r1.ndjson").read_bytes()
 
 
-def test_output_inside_an_input_directory_is_not_read_back(tmp_path: Path) -> None:
+def test_no_output_goes_inside_an_input_directory(tmp_path: Path) -> None:
+    # Not even a new file: the next night's run would read it back as input.
     data = tmp_path / "dump"
     data.mkdir()
     write_ndjson(data / "a.ndjson", [EVENTS[1]] * 3)
     (data / "old.ndjson.partial").write_text(json.dumps(EVENTS[1]) + "\n")
-    result = run("convert", str(data), "-o", str(data / "records.ndjson"))
+    for args in (["-o", data / "records.ndjson"], ["-o", data / "a.ndjson"],
+                 ["-o", tmp_path / "x.ndjson", "--rejects", data / "sub" / "r.ndjson"]):
+        result = run("convert", str(data), *map(str, args))
+        assert result.exit_code == 2 and "inside the input directory" in result.stderr
+    assert not (data / "records.ndjson").exists()
+    # A .partial file left in the directory is not read.
+    result = run("convert", str(data), "-o", str(tmp_path / "records.ndjson"))
     assert result.exit_code == 0, result.output
-    assert len(read_lines(data / "records.ndjson")) == 3
-    assert run("convert", str(data), "-o", str(data / "a.ndjson")).exit_code == 2
-    assert run("convert", str(data), "-o", str(tmp_path / "x.ndjson"), "--rejects",
-               str(data / "a.ndjson")).exit_code == 2
+    assert len(read_lines(tmp_path / "records.ndjson")) == 3
+
+
+def test_output_and_rejects_may_not_be_one_file(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]])
+    both = str(tmp_path / "o.ndjson")
+    result = run("convert", str(src), "-o", both, "--rejects", both)
+    assert result.exit_code == 2 and "-o and --rejects are the same file" in result.stderr
 
 
 def test_dev_null_output_is_written_in_place_not_replaced(tmp_path: Path) -> None:

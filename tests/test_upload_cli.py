@@ -315,6 +315,19 @@ def test_an_input_is_never_overwritten(clean: Path, option: str) -> None:
     assert result.exit_code == 2 and "is also an input" in result.stderr
 
 
+@pytest.mark.parametrize("option", ["--rejects", "--state"])
+def test_no_file_of_the_job_goes_inside_an_input_directory(clean: Path, option: str) -> None:
+    # The next run would read the state, its lock or the rejects back as input.
+    result = run(clean.parent, "--region", "in1", option, clean.parent / "sync.state")
+    assert result.exit_code == 2 and "inside the input directory" in result.stderr
+
+
+def test_state_and_rejects_may_not_be_one_file(clean: Path, tmp_path: Path) -> None:
+    both = tmp_path / "job"
+    result = run(clean, "--region", "in1", "--state", both, "--rejects", both)
+    assert result.exit_code == 2 and "--state and --rejects are the same file" in result.stderr
+
+
 def test_quiet_still_says_why_it_failed(clean: Path, tmp_path: Path) -> None:
     with FakeCleverTap(ACCOUNT, "the-real-one") as ct:
         result = run(clean, "--endpoint", ct.url, "-q", "--rejects", tmp_path / "r")
