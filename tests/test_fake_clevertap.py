@@ -625,6 +625,7 @@ def test_count_only_answers_the_same_but_keeps_no_record(tmp_path: Path) -> None
         response = post(http, body(event(), event("Other"), {"type": "event"}))
     assert response.json()["processed"] == 2 and len(response.json()["unprocessed"]) == 1
     assert ct.accepted == [] and len(ct.rejected) == 1
+    assert [entry["body"] for entry in ct.requests] == [None]
     assert len(accepted_file.read_bytes().splitlines()) == 2
 
 

@@ -333,8 +333,8 @@ class FakeOptions:
     poison: str | None = "__poison_400__"
     #: Accept plain lists as profileData values (multi-value properties, spec §2.3).
     allow_profile_arrays: bool = False
-    #: Keep no accepted record in memory (``accepted`` stays empty; the accepted file, if
-    #: any, still gets them): for benchmarks, where holding every record made the stand-in's
+    #: Keep no accepted record in memory (``accepted`` stays empty and the request log holds
+    #: no bodies; the accepted file, if any, still gets them): for benchmarks, where holding every record made the stand-in's
     #: garbage collector, not the client, set the pace.
     count_only: bool = False
 
@@ -998,7 +998,8 @@ class _Handler(BaseHTTPRequestHandler):
                 parsed = True
             except orjson.JSONDecodeError:
                 pass
-            ticket.entry["body"] = payload if parsed else body
+            if not options.count_only:  # (every body kept would be every record kept)
+                ticket.entry["body"] = payload if parsed else body
 
         headers = self.headers
         account_ok = hmac.compare_digest(
