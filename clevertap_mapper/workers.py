@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Generator, Iterator
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from clevertap_mapper.errors import CtmapError, InputError
 from clevertap_mapper.io.readers import GZIP_MAGIC, STDIN, Block, read_blocks, source_name
@@ -223,6 +223,9 @@ def _taken(answer: _InSlot, slot: mmap.mmap) -> ChunkResult:
     return ChunkResult(records, answer.token_at, rejects, answer.summary)
 
 
+_STOP_SIGNALS: Final = {signal.SIGINT, signal.SIGTERM}
+
+
 def _die_with_parent() -> None:
     """Ask Linux to end this worker when its parent dies, even by SIGKILL (a forked worker
     holds copies of its parent's ends of the pipes, so it would never see them close)."""
@@ -245,6 +248,7 @@ def _serve(conn: Connection, converter: ChunkConverter, spill_dir: str | None,
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by _Worker, for the fork
     _die_with_parent()
     for number in itertools.count():
         try:
@@ -304,7 +308,14 @@ class _Worker:
         self.process = context.Process(
             target=_serve, args=(child, converter, spill_dir, self.inputs, self.outputs),
             name="ctmap-worker", daemon=True)
-        self.process.start()
+        # Forked with SIGINT and SIGTERM blocked: until _serve has put its own handlers in,
+        # this process's (SIGTERM raises KeyboardInterrupt) would run there, and a stop sent
+        # that early was swallowed, leaving the worker waiting and this process joining it.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         child.close()
         self.waiting = 0  # blocks sent and not yet answered (a whole file counts WAITING)
         self.sent = 0
@@ -359,6 +370,9 @@ class _Worker:
             self.process.join(5)
         if self.process.is_alive():
             self.process.terminate()
+            self.process.join(5)
+        if self.process.is_alive():  # never wait on a worker for good
+            self.process.kill()
             self.process.join()
         self.conn.close()
         for slot in (*self.inputs, *self.outputs):

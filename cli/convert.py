@@ -15,8 +15,9 @@ from cli.render import progress_bar, render_convert_summary, stderr_console
 
 
 def default_rejects_path(output: str) -> str:
-    """``out.ndjson`` -> ``out.rejects.ndjson``; stdout -> ``ctmap-rejects.ndjson``."""
-    if output == "-":
+    """``out.ndjson`` -> ``out.rejects.ndjson``; stdout, or a device such as /dev/null ->
+    ``ctmap-rejects.ndjson`` (in the current directory)."""
+    if output == "-" or (os.path.exists(output) and not os.path.isfile(output)):
         return "ctmap-rejects.ndjson"
     base = output[:-3] if output.endswith(".gz") else output
     stem, ext = os.path.splitext(base)

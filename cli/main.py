@@ -47,12 +47,15 @@ class CtmapGroup(click.Group):
             click.echo("ctmap: interrupted", err=True)
             ctx.exit(ExitCode.INTERRUPTED)
         except BrokenPipeError:
-            # The reader of our stdout went away (`ctmap convert ... | head`): stop quietly,
-            # after the with-blocks on the way here stopped workers and removed temp files.
-            # stdout now points at /dev/null so the interpreter's last flush cannot fail.
+            # The reader of our stdout went away (`ctmap convert ... | head`): stop, after the
+            # with-blocks on the way here stopped workers and removed temp files. Not with 0:
+            # the run did not finish (a pipeline with pipefail must see it). stdout now
+            # points at /dev/null so the interpreter's last flush cannot fail.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            ctx.exit(ExitCode.OK)
+            click.echo("ctmap: stopped: the reader of the output went away (a broken pipe); "
+                       "the run did not finish", err=True)
+            ctx.exit(ExitCode.ERROR)
         except (ConfigError, InputError, CtmapError) as exc:
             if show_traceback:
                 traceback.print_exc()

@@ -84,8 +84,8 @@ def resolve_mapping(ctx: click.Context) -> MappingSettings:
 
 
 def refuse_overlaps(inputs: Iterable[str], outputs: Iterable[tuple[str, str | None]]) -> None:
-    """Refuse a file a command writes (``(option, path)``; ``-`` and None are not files) that
-    it also reads, or that another of its options writes: a UsageError naming both.
+    """Refuse a file a command writes (``(option, path)``; None: none, ``-``: stdout) that it
+    also reads, that another of its options writes, or that is a directory: a UsageError.
 
     A file inside an input directory counts as read even before it exists: the next run
     (a nightly cron's) would read it as input.
@@ -93,13 +93,17 @@ def refuse_overlaps(inputs: Iterable[str], outputs: Iterable[tuple[str, str | No
     read = [(name, os.path.realpath(name)) for name in inputs if name != STDIN]
     written: dict[str, str] = {}
     for option, path in outputs:
-        if path is None or path == STDIN:
+        if path is None:
             continue
-        real = os.path.realpath(path)
+        real = path if path == STDIN else os.path.realpath(path)
         if real in written:
             raise click.UsageError(f"{written[real]} and {option} are the same file ({path}); "
                                    "give each its own")
         written[real] = option
+        if path == STDIN:
+            continue
+        if os.path.isdir(real):
+            raise click.UsageError(f"{option} {path} is a directory; name a file")
         for name, source in read:
             if real == source:
                 raise click.UsageError(f"{option} {path} is also an input; choose another file")

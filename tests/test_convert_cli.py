@@ -236,7 +236,8 @@ def test_workers_keep_lines_read_before_a_corrupt_gzip(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_closed_pipe_ends_quietly_without_leftovers(tmp_path: Path, workers: str) -> None:
-    """`ctmap convert ... | head -1`: no traceback, no stray worker, no temp files."""
+    """`ctmap convert ... | head -1`: no traceback, no stray worker, no temp files; and not
+    exit 0, since the run did not finish (a pipeline with pipefail must see it)."""
     src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]] * 50000)
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen(
@@ -247,8 +248,9 @@ def test_closed_pipe_ends_quietly_without_leftovers(tmp_path: Path, workers: str
     assert proc.stdout is not None and proc.stderr is not None
     assert json.loads(proc.stdout.readline())["evtName"] == "Played"
     proc.stdout.close()
-    assert proc.wait(timeout=60) == 0
-    assert b"Traceback" not in proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    err = proc.stderr.read()
+    assert b"Traceback" not in err and b"broken pipe" in err
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("ctmap-")]
     ps = subprocess.run(["ps", "-eo", "args"], check=True, capture_output=True, text=True).stdout
     assert str(src) not in ps
@@ -356,3 +358,72 @@ def test_odd_records_in_a_body_read_back_are_rejected_or_passed_not_a_crash(
     got = read_lines(rejects)
     assert [r["code"] for r in got] == rejected
     assert (got[-1]["line"], got[-1]["index"], got[-1]["record"]) == (2, 2, "str")
+
+
+def ctmap_process(*args: str, cwd: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """ctmap in a process of its own, run from ``cwd``, on this checkout's source."""
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(
+        [sys.executable, "-c", "from cli.main import main; main()", *args], cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(root)}, **kwargs)
+
+
+@pytest.mark.slow
+def test_workers_stopped_early_never_hang_the_run(tmp_path: Path) -> None:
+    # The first input fails at once, while the workers are still starting: they used to
+    # take the stop in this process's SIGTERM handler, swallow it, and wait for good.
+    for _ in range(6):
+        proc = ctmap_process("convert", "missing.ndjson", "-o", "o.ndjson", "--workers", "2",
+                             "-q", cwd=tmp_path, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and b"missing.ndjson" in err
+        assert b"Traceback" not in err
+
+
+def test_an_event_nested_too_deep_to_write_is_rejected_and_the_run_goes_on(
+        tmp_path: Path) -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = {"a": deep}
+    src = tmp_path / "e.ndjson"
+    src.write_text(json.dumps({**EVENTS[1], "properties": {"p": deep}}) + "\n"
+                   + json.dumps(EVENTS[1]) + "\n")
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects))
+    assert result.exit_code == 3, result.output
+    assert len(read_lines(out)) == 1
+    [line] = read_lines(rejects)
+    assert line["code"] == "nesting_too_deep" and line["line"] == 1
+
+
+def test_rejects_of_a_device_output_go_to_the_current_directory(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [{"type": "track", "event": "E"}])
+    proc = ctmap_process("convert", str(src), "-o", "/dev/null", "-q", cwd=tmp_path)
+    assert proc.wait(timeout=60) == 3
+    assert len(read_lines(tmp_path / "ctmap-rejects.ndjson")) == 1
+
+
+@pytest.mark.parametrize("args", [["-o", "-", "--rejects", "-"], ["-o", "."],
+                                  ["--rejects", "."]])
+def test_outputs_that_cannot_be_written_are_refused_first(tmp_path: Path,
+                                                          args: list[str]) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]])
+    os.chdir(tmp_path)
+    result = run("convert", str(src), *args)
+    assert result.exit_code == 2
+    assert "same file" in result.stderr or "is a directory" in result.stderr
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_linked_directories_are_read_once(tmp_path: Path) -> None:
+    data, real = tmp_path / "dump", tmp_path / "real"
+    (data / "d1").mkdir(parents=True)
+    real.mkdir()
+    write_ndjson(data / "d1" / "a.ndjson", [EVENTS[1]])
+    write_ndjson(real / "b.ndjson", [EVENTS[1]] * 2)
+    (data / "d2").symlink_to(real)
+    (real / "up").symlink_to(data)  # a loop back up
+    out = tmp_path / "o.ndjson"
+    result = run("convert", str(data), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(read_lines(out)) == 3

@@ -42,13 +42,20 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     """Files as given, directories read recursively in name order.
 
     Inside a directory, hidden files and ``*.partial`` files (ctmap's outputs while they are
-    being written, or left by a run that did not finish) are skipped.
+    being written, or left by a run that did not finish) are skipped. Linked directories are
+    read too, each directory once (a link back up does not loop).
     """
     out: list[str] = []
     for name in inputs:
         if name != STDIN and os.path.isdir(name):
             found: list[str] = []
-            for root, dirs, files in os.walk(name):
+            seen: set[str] = set()
+            for root, dirs, files in os.walk(name, followlinks=True):
+                real = os.path.realpath(root)
+                if real in seen:
+                    dirs[:] = []
+                    continue
+                seen.add(real)
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found.extend(os.path.join(root, f) for f in files
                              if not f.startswith(".") and not f.endswith(".partial"))
@@ -225,7 +232,7 @@ def parse_error(pos: Position, line: bytes, exc: Exception) -> Rejection:
         code, why = "invalid_utf8", "the line is not valid UTF-8 text"
     elif "surrogate" in text:
         code, why = "invalid_json", f"a \\u escape is half of a surrogate pair ({text})"
-    elif "depth limit" in text or "recursion" in text:
+    elif "depth limit" in text or "recursion" in text.lower():
         code, why = "nesting_too_deep", "the line nests objects/arrays over 1024 levels deep"
     else:
         code, why = "invalid_json", f"not valid JSON ({text})"

@@ -334,8 +334,8 @@ class FakeOptions:
     #: Accept plain lists as profileData values (multi-value properties, spec §2.3).
     allow_profile_arrays: bool = False
     #: Keep no accepted record in memory (``accepted`` stays empty and the request log holds
-    #: no bodies; the accepted file, if any, still gets them): for benchmarks, where holding every record made the stand-in's
-    #: garbage collector, not the client, set the pace.
+    #: no bodies; the accepted file, if any, still gets them): for benchmarks, where holding
+    #: every record made the stand-in's garbage collector, not the client, set the pace.
     count_only: bool = False
 
     def validate(self) -> None:
