@@ -21,8 +21,20 @@ _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
 
 
-class NumberOutOfRange(ValueError):
-    """A JSON integer does not fit in 64 bits."""
+class OutOfRange:
+    """A JSON integer beyond 64 bits, read exactly (by ``loads``): no JavaScript number holds
+    it, so CleverTap would not store it as sent. ``first_out_of_range`` finds one; ``dumps``
+    writes it back as the number it was."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def message(self) -> str:
+        text = str(self.value)
+        return (f"the integer {text[:30]}{'...' if len(text) > 30 else ''} has more than 64 "
+                "bits, which would lose digits; send it as a string")
 
 
 def dumps(obj: Any) -> bytes:
@@ -31,7 +43,13 @@ def dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
     except TypeError:
         return json.dumps(_nan_to_none(obj), ensure_ascii=False, separators=(",", ":"),
-                          allow_nan=False).encode("utf-8")
+                          allow_nan=False, default=_exact_number).encode("utf-8")
+
+
+def _exact_number(value: Any) -> int:
+    if type(value) is OutOfRange:
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def trimmed(data: bytes) -> bytes:
@@ -82,25 +100,37 @@ def loads_fast(data: bytes) -> Any:
 def loads(data: bytes | str, *, js_numbers: bool = False) -> Any:
     """Parse one JSON text.
 
-    An integer beyond 64 bits raises NumberOutOfRange, unless ``js_numbers`` is set: then it
-    becomes the double JavaScript would hold (what the reference transformer sees).
+    An integer beyond 64 bits becomes an OutOfRange (exact), or with ``js_numbers`` the double
+    JavaScript would hold (what the reference transformer sees).
     Raises orjson.JSONDecodeError (a ValueError) for text that is not JSON.
     """
     value = orjson.loads(data)
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     if _LONG_RUN not in raw.translate(_DIGITS_TO_ZERO):
         return value  # no integer literal can be out of range: orjson's value is exact
-    return json.loads(raw, parse_int=_int_parser(js_numbers))
+    return json.loads(raw, parse_int=_js_int if js_numbers else _exact_int)
 
 
-def _int_parser(js_numbers: bool) -> Any:
-    def parse(text: str) -> int | float:
-        n = int(text)
-        if _INT64_MIN <= n <= _UINT64_MAX:
-            return n
-        if js_numbers:
-            return float(n)
-        raise NumberOutOfRange(
-            f"the integer {text[:30]}{'...' if len(text) > 30 else ''} has more than 64 bits, "
-            "which would lose digits; send it as a string")
-    return parse
+def _exact_int(text: str) -> int | OutOfRange:
+    n = int(text)
+    return n if _INT64_MIN <= n <= _UINT64_MAX else OutOfRange(n)
+
+
+def _js_int(text: str) -> int | float:
+    n = int(text)
+    return n if _INT64_MIN <= n <= _UINT64_MAX else float(n)
+
+
+def first_out_of_range(value: Any) -> OutOfRange | None:
+    """The first OutOfRange in a value ``loads`` gave, if any (for the few lines that needed
+    its exact path)."""
+    stack = [value]  # (not recursive: a line may nest 1024 levels deep)
+    while stack:
+        item = stack.pop()
+        if type(item) is OutOfRange:
+            return item
+        if type(item) is dict:
+            stack.extend(reversed(list(item.values())))
+        elif type(item) is list:
+            stack.extend(reversed(item))
+    return None

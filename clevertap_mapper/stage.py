@@ -18,8 +18,21 @@ from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import MappingError
 from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
-from clevertap_mapper.io.readers import RECORD_TYPES, Item, parse_error, split_lines, unwrap
-from clevertap_mapper.jsonutil import LongNumberScan, dumps, loads, loads_fast
+from clevertap_mapper.io.readers import (
+    RECORD_TYPES,
+    Item,
+    exact_unwrap,
+    parse_error,
+    split_lines,
+    unwrap,
+)
+from clevertap_mapper.jsonutil import (
+    LongNumberScan,
+    dumps,
+    first_out_of_range,
+    loads,
+    loads_fast,
+)
 from clevertap_mapper.mapping.core import map_event
 
 Format = Literal["records", "batches"]
@@ -246,11 +259,15 @@ class ChunkConverter:
             kind = value.get("type") if type(value) is dict else None
             # (Results are unpacked before add(): a star call would go through the generic
             # calling convention, not the compiled one.)
-            if type(kind) is str and kind not in RECORD_TYPES:
+            if exact and first_out_of_range(value) is not None:  # beyond 64 bits: rare
+                items = exact_unwrap(value, source, lineno, line)
+            elif type(kind) is str and kind not in RECORD_TYPES:
                 records, rejections = stage.event(value, (source, lineno, None), line)
                 out.add(records, rejections, lineno, None)
                 continue
-            for item in unwrap(value, source, lineno):
+            else:
+                items = unwrap(value, source, lineno)
+            for item in items:
                 records, rejections = stage.item(item)
                 out.add(records, rejections, lineno, item.pos.index)
 

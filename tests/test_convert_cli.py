@@ -427,3 +427,25 @@ def test_linked_directories_are_read_once(tmp_path: Path) -> None:
     result = run("convert", str(data), "-o", str(out))
     assert result.exit_code == 0, result.output
     assert len(read_lines(out)) == 3
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_integer_beyond_64_bits_rejects_its_event_not_its_batch(tmp_path: Path,
+                                                                   workers: str) -> None:
+    big = 123456789012345678901234567890
+    batch = [dict(EVENTS[1], properties={"n": i}) for i in range(5)]
+    batch[2] = dict(EVENTS[1], properties={"n": big})
+    plain = f'{{"type":"track", "userId":"u","event":"E","properties":{{"n":{big}}}}}'
+    src = tmp_path / "e.ndjson"
+    src.write_text(json.dumps({"batch": batch}) + "\n" + plain + "\n")
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects),
+                 "--workers", workers)
+    assert result.exit_code == 3, result.output
+    assert [r["evtData"]["n"] for r in read_lines(out)] == [0, 1, 3, 4]
+    first, second = rejects.read_bytes().splitlines()
+    # The batch's event, its number exact; the plain line, as the bytes read.
+    assert json.loads(first)["index"] == 3 and json.loads(first)["event"]["properties"] == {
+        "n": big}
+    assert json.loads(first)["code"] == json.loads(second)["code"] == "number_out_of_range"
+    assert second.endswith(b',"event":' + plain.encode() + b"}")

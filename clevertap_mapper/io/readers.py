@@ -22,7 +22,7 @@ from clevertap_mapper.io.model import (
     SourceEvent,
     SourceRecords,
 )
-from clevertap_mapper.jsonutil import LongNumberScan, NumberOutOfRange, loads, loads_fast
+from clevertap_mapper.jsonutil import LongNumberScan, first_out_of_range, loads, loads_fast
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 BOM: Final = b"\xef\xbb\xbf"
@@ -226,9 +226,7 @@ def _raw_text(line: bytes) -> str:
 def parse_error(pos: Position, line: bytes, exc: Exception) -> Rejection:
     """A Rejection for a line that is not a JSON value we can take."""
     text = str(exc)
-    if isinstance(exc, NumberOutOfRange):
-        code, why = "number_out_of_range", text
-    elif "UTF-8" in text:
+    if "UTF-8" in text:
         code, why = "invalid_utf8", "the line is not valid UTF-8 text"
     elif "surrogate" in text:
         code, why = "invalid_json", f"a \\u escape is half of a surrogate pair ({text})"
@@ -260,10 +258,33 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
                 except (ValueError, RecursionError) as exc:
                     yield parse_error(Position(source, lineno), line, exc)
                     continue
-                if type(value) is dict and "type" in value:  # most lines: no generator
+                if exact and first_out_of_range(value) is not None:  # beyond 64 bits: rare
+                    yield from exact_unwrap(value, source, lineno, line)
+                elif type(value) is dict and "type" in value:  # most lines: no generator
                     yield _typed(value, Position(source, lineno))
                 else:
                     yield from unwrap(value, source, lineno)
+
+
+def exact_unwrap(value: Any, source: str, lineno: int, line: bytes) -> Iterator[Item]:
+    """``unwrap`` for a line read by ``loads``'s exact path: an event (or line of records)
+    holding an integer beyond 64 bits is rejected by itself, and the rest of a batch goes on.
+    """
+    plain = type(value) is dict and "type" in value
+    for item in unwrap(value, source, lineno):
+        if type(item) is SourceEvent:
+            found = first_out_of_range(item.event)
+        elif type(item) is SourceRecords:
+            found = first_out_of_range(item.records)
+        else:
+            found = None
+        if found is None:
+            yield item
+            continue
+        yield Rejection(item.pos, "read", "number_out_of_range", found.message(),
+                        event=item.event if type(item) is SourceEvent else None,
+                        record=item.records if type(item) is SourceRecords else None,
+                        event_json=line if plain else None)
 
 
 def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
