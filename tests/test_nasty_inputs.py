@@ -83,3 +83,15 @@ def test_truncated_gzip_is_one_clear_error(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) <= 2
     partial = tmp_path / "o.ndjson.partial"
     assert len(partial.read_text().splitlines()) == 16
+
+
+def test_a_byte_order_mark_inside_the_stream_is_named(tmp_path: Path) -> None:
+    # `cat a.ndjson b.ndjson | ctmap convert -`, b.ndjson saved with a BOM.
+    event = json.dumps({"type": "track", "userId": "u", "event": "E"}).encode()
+    rej = tmp_path / "r.ndjson"
+    result = CliRunner().invoke(ctmap, ["convert", "-", "-o", str(tmp_path / "o.ndjson"),
+                                        "--rejects", str(rej)],
+                                input=event + b"\n\xef\xbb\xbf" + event + b"\n")
+    assert result.exit_code == 3
+    reject = json.loads(rej.read_text("utf-8"))
+    assert reject["line"] == 2 and "byte order mark" in reject["message"]

@@ -201,10 +201,10 @@ def read_blocks(name: str) -> Iterator[Block]:
         if partial:
             yield Block(lineno, partial, offset)
     except TruncatedInput as exc:
-        raise InputError(
-            f"{name}: the gzip data is truncated or corrupt after line {lineno - 1} ({exc}); "
-            "the lines before it were read. Re-copy or re-download the file", source=name,
-            line=lineno) from None
+        where = (f"truncated or corrupt after line {lineno - 1} ({exc}); the lines before it "
+                 "were read" if lineno > 1 else f"corrupt from its start ({exc})")
+        raise InputError(f"{name}: the gzip data is {where}. Re-copy or re-download the file",
+                         source=name, line=lineno) from None
     except OSError as exc:
         raise InputError(f"{name}: read error after line {lineno - 1} ({exc})", source=name,
                          line=lineno) from None
@@ -226,7 +226,10 @@ def _raw_text(line: bytes) -> str:
 def parse_error(pos: Position, line: bytes, exc: Exception) -> Rejection:
     """A Rejection for a line that is not a JSON value we can take."""
     text = str(exc)
-    if "UTF-8" in text:
+    if line.startswith(BOM):  # only the file's own start drops one (read_blocks)
+        code, why = "invalid_json", ("the line starts with a UTF-8 byte order mark, as when "
+                                     "files are joined with cat; remove it")
+    elif "UTF-8" in text:
         code, why = "invalid_utf8", "the line is not valid UTF-8 text"
     elif "surrogate" in text:
         code, why = "invalid_json", f"a \\u escape is half of a surrogate pair ({text})"
