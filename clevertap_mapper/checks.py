@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from clevertap_mapper.mapping.tables import UNSTRINGIFIED_KEYS
+
 Severity = Literal["error", "warning"]
 CheckLevel = Literal["strict", "warn", "off"]
 
@@ -681,7 +683,10 @@ class Checker:
             elif tv is list:
                 _multi_value(value, _path("profileData", key), out)
             elif tv is dict:
-                self._operation(value, _path("profileData", key), out)
+                if key in UNSTRINGIFIED_KEYS:
+                    _subscription(value, _path("profileData", key), out)
+                else:
+                    self._operation(value, _path("profileData", key), out)
         if custom > _L["custom_profile_keys"].limit:
             out.append(_finding(_L["custom_profile_keys"], "profileData", count=custom))
 
@@ -729,6 +734,14 @@ class Checker:
 
 def _nonempty(value: Any) -> bool:
     return type(value) is str and value != ""
+
+
+def _subscription(value: dict[str, Any], field: str, out: list[Finding]) -> None:
+    """CleverTap's subscription groups, which the reference sends as objects (spec s6):
+    ``{"email": ["Newsletters"]}``, each channel a list of group names."""
+    for channel, groups in value.items():
+        if type(groups) is not list or not all(type(g) is str for g in groups):
+            out.append(_finding(_L["nested_profile_value"], f"{field}.{channel}", groups))
 
 
 def _identity(ident: Any, field: str, out: list[Finding]) -> bool:

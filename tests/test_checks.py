@@ -461,3 +461,10 @@ def test_clean_records_are_checked_fast() -> None:
 
     # 30,000 records; a generous bound (measured ~0.05 s) so a slow CI machine passes
     assert _timed(run) < 1.5
+
+
+def test_subscription_groups_as_the_reference_sends_them_pass() -> None:
+    # Spec s6 keeps category-unsubscribe / -resubscribe objects as they are.
+    assert codes(profile({"category-unsubscribe": {"email": ["Newsletters"]},
+                          "category-resubscribe": ["Offers"]})) == set()
+    assert "nested_value" in codes(profile({"category-unsubscribe": {"email": {"a": 1}}}))

@@ -36,7 +36,11 @@ def one(event: dict[str, Any], config: MapperConfig = DEFAULT) -> dict[str, Any]
       "originalTimestamp": "2023-11-17T02:25:22.595Z"}, 1700187922),
     ({"originalTimestamp": "2023-11-17T02:25:22.595Z"}, 1700187922),
     ({"timestamp": "not a time", "originalTimestamp": "2020-01-01T00:00:00Z"}, 1577836800),
-], ids=["timestamp", "receivedAt-skew", "originalTimestamp", "bad-timestamp-falls-back"])
+    # The skew cancels to a whole second: float seconds floored it to the one before.
+    ({"receivedAt": "2021-03-10T12:00:00.712Z", "sentAt": "2021-03-10T02:18:12.456Z",
+      "originalTimestamp": "2021-03-09T00:01:59.744Z"}, 1615283028),
+], ids=["timestamp", "receivedAt-skew", "originalTimestamp", "bad-timestamp-falls-back",
+        "skew-to-a-whole-second"])
 def test_d1_event_time_when_the_reference_sends_none(fields: dict[str, Any], ts: int) -> None:
     assert one(track(**fields))["ts"] == ts
     assert "ts" not in one(track(**fields), COMPAT)
@@ -80,8 +84,13 @@ def test_d1_applies_to_identify_and_alias() -> None:
     ("2021-03-10T11:59:22+05:30", 1615357762, 1615357762),
     ("2021-03-10T11:59:22", 1615377562, 1615377562),
     ("2021-03-10", 1615334400, 1615334400),
+    # Floored exactly: as a double it rounds up to the next second.
+    (1615377562999999999, 1615377562, 1615377563000000000),
+    ("1615377562999999999", 1615377562, "1615377562999999999"),
+    ("20210310", 1615334400, "20210310"),  # ISO's basic date, not seconds of 1970
 ], ids=["seconds", "numeric-string", "ms", "ms-string", "us", "ns", "float", "iso-z",
-        "iso-offset", "iso-naive-utc", "date-only"])
+        "iso-offset", "iso-naive-utc", "date-only", "ns-floored", "ns-string-floored",
+        "basic-date"])
 def test_d2_ts_is_integer_epoch_seconds(raw: Any, seconds: int, compat: Any) -> None:
     got = one(track(properties={"ts": raw}))["ts"]
     assert got == seconds and type(got) is int
@@ -141,6 +150,13 @@ def test_d4_page_and_screen_names_are_not_html_escaped(kind: str, prefix: str) -
 def test_d5_numeric_ids_become_strings() -> None:
     assert one(track(userId=12345))["identity"] == "12345"
     assert one(track(userId=12345), COMPAT)["identity"] == 12345
+    assert one(track(userId=1.5))["identity"] == "1.5"
+
+
+def test_d5_integer_ids_past_2_to_the_53_stay_exact() -> None:
+    # As a JS double 9007199254740993 is ...992: another user.
+    assert one(track(userId=9007199254740993))["identity"] == "9007199254740993"
+    assert one(identify(userId=123456789012345678))["identity"] == "123456789012345678"
     oid = MapperConfig(track_anonymous=True, object_id_mapping=True)
     assert one({"type": "track", "event": "E", "anonymousId": 7}, oid)["objectId"] == "7"
 
@@ -169,7 +185,9 @@ def test_d5_identity_of_more_than_1024_characters_is_rejected() -> None:
     (642902400000, "$D_642902400"),
     ("642902400", "$D_642902400"),
     ("$D_642902400", "$D_642902400"),
-], ids=["date", "datetime", "before-1970", "epoch", "epoch-ms", "epoch-string", "already-D"])
+    ("19900517", "$D_642902400"),  # ISO's basic date, not seconds of 1970
+], ids=["date", "datetime", "before-1970", "epoch", "epoch-ms", "epoch-string", "already-D",
+        "basic-date"])
 def test_d6_dob_becomes_a_clevertap_date(birthday: Any, dob: str) -> None:
     assert one(identify(traits={"birthday": birthday}))["profileData"]["DOB"] == dob
     assert one(identify(traits={"birthday": birthday}), COMPAT)["profileData"]["DOB"] \

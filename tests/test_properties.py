@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
+from fractions import Fraction
 from typing import Any
 
 from hypothesis import given, settings
@@ -14,7 +15,7 @@ from clevertap_mapper import MapperConfig, MappingError, map_event
 from clevertap_mapper.io.writers import Batcher
 from clevertap_mapper.jsonutil import LongNumberScan, dumps
 from clevertap_mapper.mapping.js import json_stringify, number_to_string
-from clevertap_mapper.mapping.timestamps import _NUMERIC, epoch_seconds, iso_seconds
+from clevertap_mapper.mapping.timestamps import _NUMERIC, epoch_seconds, iso_micros
 from clevertap_mapper.stage import ChunkConverter
 
 KEYS = ["type", "userId", "anonymousId", "previousId", "event", "name", "properties", "traits",
@@ -112,6 +113,13 @@ def test_number_to_string_matches_javascript() -> None:
         assert number_to_string(value) == text, value
 
 
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_json_stringify_writes_numbers_as_javascript_does(x: float) -> None:
+    # Whichever encoder json_stringify picks (orjson for plain values), numbers read as JS's.
+    assert json_stringify({"a": [x]}) == '{"a":[' + number_to_string(x) + "]}"
+    assert json_stringify({"lat": 0.000005}) == '{"lat":0.000005}'
+
+
 def test_json_stringify_orders_integer_keys_first() -> None:
     assert json_stringify({"b": 1, "10": 2, "2": 3, "01": 4}) == '{"2":3,"10":2,"b":1,"01":4}'
     # Only ASCII digits make an array index in JS; Python's \d and int() take others too.
@@ -172,22 +180,31 @@ def test_a_block_converts_long_integers_as_line_by_line_loads_does() -> None:
 
 
 def _epoch_seconds_by_the_rule(raw: Any) -> int | None:
-    """D2 as written (every string tried as a number first), to check the fast path against."""
+    """D2 as written (an ISO basic date, then every string tried as a number), to check the
+    fast path against: integers scaled exactly, in fractions."""
     if type(raw) is not str:
         return epoch_seconds(raw)
     text = raw.strip()
+    if len(text) == 8 and text.isascii() and text.isdigit():
+        try:
+            day = datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
+        except ValueError:
+            pass
+        else:
+            result = (day - datetime(1970, 1, 1, tzinfo=UTC)).days * 86400
+            return result if result > 0 else None
     if _NUMERIC.match(text):
-        value = float(text)
-        if not math.isfinite(value):
+        exact: Fraction | float = Fraction(text) if text.lstrip("+-").isdigit() else float(text)
+        if not math.isfinite(exact):
             return None
-        while abs(value) >= 1e11:
-            value /= 1000
+        while abs(exact) >= 10**11:
+            exact /= 1000
+        result = math.floor(exact)
     else:
-        secs = iso_seconds(text) if text[:4].isdigit() else None
-        if secs is None or not math.isfinite(secs):
+        micros = iso_micros(text) if text[:4].isdigit() else None
+        if micros is None:
             return None
-        value = secs
-    result = math.floor(value)
+        result = math.floor(Fraction(micros, 10**6))
     return result if result > 0 else None
 
 
@@ -206,11 +223,13 @@ def test_ts_strings_read_as_the_d2_rule_says(text: str) -> None:
                                           max_value=timedelta(hours=23, minutes=59))),
        st.sampled_from(["date", "minutes", "seconds", "auto"]),
        st.sampled_from(["", " ", "\t", "\n", "\u3000"]), st.sampled_from(["", " ", "\r\n"]))
-def test_iso_seconds_is_the_standard_library_timestamp(when: datetime, offset: timedelta | None,
-                                                       spec: str, before: str, after: str) -> None:
+def test_iso_micros_is_the_exact_standard_library_time(when: datetime, offset: timedelta | None,
+                                                      spec: str, before: str, after: str) -> None:
     if offset is not None:
         when = when.replace(tzinfo=timezone(offset))
     text = when.date().isoformat() if spec == "date" else when.isoformat(timespec=spec)
     parsed = datetime.fromisoformat(text)
-    expected = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    assert iso_seconds(before + text + after) == expected, before + text + after
+    delta = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)) - datetime(
+        1970, 1, 1, tzinfo=UTC)
+    expected = (delta.days * 86400 + delta.seconds) * 10**6 + delta.microseconds
+    assert iso_micros(before + text + after) == expected, before + text + after

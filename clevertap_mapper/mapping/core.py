@@ -39,7 +39,7 @@ from clevertap_mapper.mapping.paths import (
     own_items,
     set_path,
 )
-from clevertap_mapper.mapping.timestamps import epoch_seconds, iso_seconds, reference_ts
+from clevertap_mapper.mapping.timestamps import MICROS, epoch_seconds, iso_micros, reference_ts
 
 if TYPE_CHECKING:
     from clevertap_mapper.config import MapperConfig
@@ -224,7 +224,8 @@ def _identity(value: Any, config: MapperConfig, where: str, trace: Trace | None)
                                f"CleverTap takes identities of at most {MAX_IDENTITY_LENGTH}")
         return value
     if t is int or t is float:
-        text = number_to_string(value)
+        # An integer exactly: as a JS double, ids past 2**53 would name another user.
+        text = str(value) if t is int else number_to_string(value)
         if trace is not None:
             trace.add("fix", where, f"{where}: number sent as a string", fix="D5", before=value,
                       after=text)
@@ -263,18 +264,20 @@ def _no_identity(what: str) -> MappingError:
 
 def _event_time(event: dict[str, Any]) -> tuple[int | None, str]:
     """Fix D1: the event's own time, as RudderStack's processor computes ``timestamp``."""
+    # In whole microseconds: float seconds would floor an exact second, give or take the
+    # rounding of the three terms, to the one before.
     ts = event.get("timestamp")
-    if type(ts) is str and (secs := iso_seconds(ts)) is not None:
-        return math.floor(secs), "timestamp"
+    if type(ts) is str and (us := iso_micros(ts)) is not None:
+        return us // MICROS, "timestamp"
     times = [event.get(k) for k in ("receivedAt", "sentAt", "originalTimestamp")]
     if all(type(t) is str for t in times):
-        received, sent, original = (iso_seconds(t) for t in times)  # type: ignore[arg-type]
+        received, sent, original = (iso_micros(t) for t in times)  # type: ignore[arg-type]
         if received is not None and sent is not None and original is not None:
-            return (math.floor(received - (sent - original)),
+            return ((received - (sent - original)) // MICROS,
                     "receivedAt - (sentAt - originalTimestamp)")
     original_text = event.get("originalTimestamp")
-    if type(original_text) is str and (secs := iso_seconds(original_text)) is not None:
-        return math.floor(secs), "originalTimestamp"
+    if type(original_text) is str and (us := iso_micros(original_text)) is not None:
+        return us // MICROS, "originalTimestamp"
     return None, ""
 
 

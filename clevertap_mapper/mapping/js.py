@@ -231,8 +231,8 @@ def _needs_js_encoder(v: Any) -> bool:
         return _array_needs_js_encoder(v)
     if t is float:
         # Plain decimals print alike in orjson and JS; integral floats (1.0), exponents and
-        # non-finite values do not.
-        return v.is_integer() or not (1e-6 <= abs(v) < 1e15)
+        # non-finite values do not (orjson writes 5e-6 where JS writes 0.000005).
+        return v.is_integer() or not (1e-5 <= abs(v) < 1e15)
     if t is int:
         return not (-_MAX_SAFE_INT <= v <= _MAX_SAFE_INT)
     return False
