@@ -324,7 +324,7 @@ def _show(value: Any) -> str:
     """A value for a message: JSON-like, cut to a readable length."""
     if value is _MISSING:
         return "missing"
-    if value is None:
+    if value is None or (type(value) is float and value != value):  # NaN: JSON's null
         return "null"
     if value is True or value is False:
         return "true" if value else "false"
@@ -432,7 +432,7 @@ def _finding(row: Limit, field: str, value: Any = _MISSING, *, count: int | None
 
 def _ts_hint(ts: Any) -> str:
     t = type(ts)
-    if ts is None:
+    if ts is None or (t is float and ts != ts):  # NaN: written as null
         return "null (compat mode sends an unparseable time so)"
     if t is bool:
         return "a boolean, not a time"

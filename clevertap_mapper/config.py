@@ -56,9 +56,15 @@ def load_settings_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: cannot read settings file ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc}); fix the file") from None
-    from jsonschema import Draft202012Validator  # noqa: PLC0415 - only when a file is read
+    from jsonschema import Draft202012Validator, validators  # noqa: PLC0415 - only when read
 
-    validator = Draft202012Validator(settings_schema())
+    # JSON Schema's "integer" takes 4.0, which TOML reads as a float and a count cannot be.
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: type(value) is int)
+    # (Through Any: the build's mypy may run without jsonschema's type stubs.)
+    extend: Any = validators.extend
+    strict = extend(Draft202012Validator, type_checker=checker)
+    validator = strict(settings_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []

@@ -64,6 +64,14 @@ def other_config(config: MapperConfig) -> MapperConfig:
     return replace(config, compat=None if config.compat else "rudderstack")
 
 
+def other_checker(checker: Checker | None, other: MapperConfig) -> Checker | None:
+    """The checks the other mode runs with when not told otherwise: warn for compat (its
+    records must be the reference's, record for record), strict for the default mode."""
+    if checker is None:
+        return None
+    return Checker("warn" if other.compat else "strict", checker.max_event_properties)
+
+
 def type_label(item: Item) -> str:
     """The type an item is counted and selected under: the event's lower-cased ``type``,
     ``(none)`` when it has no usable one, ``(records)`` for CleverTap records read back, and
@@ -274,12 +282,13 @@ def explain_event(event: Any, config: MapperConfig, checker: Checker | None = No
     trace = Trace()
     records, rejection = _map(event, config, trace)
     other_trace = Trace()
-    other_records, other_rejection = _map(event, other_config(config), other_trace)
+    other = other_config(config)
+    other_records, other_rejection = _map(event, other, other_trace)
     findings, check_rejections = check_records(records, checker)
     if rejection is None and check_rejections:
         rejection = check_rejections[0]
     if other_rejection is None:
-        other_checks = check_records(other_records, checker)[1]
+        other_checks = check_records(other_records, other_checker(checker, other))[1]
         other_rejection = other_checks[0] if other_checks else None
     if config.compat:
         compat_records, compat_rejection = records, rejection
@@ -329,7 +338,8 @@ def _name(event: Any, kind: str) -> str | None:
                 return str(value)
         return None
     if kind == "alias":
-        return f"{event.get('previousId')} -> {event.get('userId')}"
+        return " -> ".join("(none)" if event.get(key) is None else str(event[key])
+                           for key in ("previousId", "userId"))
     for key in ("userId", "anonymousId"):
         if usable(event.get(key)):
             return f"{key} {event[key]}"

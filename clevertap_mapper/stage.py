@@ -12,8 +12,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import MappingError
@@ -86,8 +84,6 @@ class Mapped:
 
 
 NO_TYPE = "(none)"
-TOO_DEEP = ("the event nests objects or arrays over 255 levels deep, more than its JSON can be "
-            "written with; flatten it")
 
 
 def event_type(event: Any) -> str:
@@ -120,17 +116,12 @@ class Stage:
         summary.by_type[event_type(event)] += 1
         try:
             records = map_event(event, self.config)
-            if self.checker is None:
-                return records, []
-            return self.checked(records, pos, event, event_json)
         except MappingError as exc:
             return [], [Rejection(_pos(pos), "map", exc.code, exc.message, event=event,
                                   event_json=event_json)]
-        except (RecursionError, orjson.JSONEncodeError):
-            # Read at up to 1024 levels, but orjson writes 255 (a nested property is written
-            # as JSON text), and the interpreter's stack ends near 1000.
-            return [], [Rejection(_pos(pos), "map", "nesting_too_deep", TOO_DEEP, event=event,
-                                  event_json=event_json)]
+        if self.checker is None:
+            return records, []
+        return self.checked(records, pos, event, event_json)
 
     def item(self, item: Item) -> tuple[list[Record], list[Rejection]]:
         """What one read item gives: an event mapped and checked, records checked, or the

@@ -68,6 +68,9 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
       zcat dump.gz | ctmap convert - --compat rudderstack > records.ndjson
       ctmap convert events.ndjson --dry-run --line 3 --line 7
     """
+    if not dry_run and (lines or types or event_names or limit is not None or as_json):
+        raise click.UsageError("--line, --type, --event, --limit and --json choose and shape "
+                               "what --dry-run shows; add --dry-run")
     settings = resolve_mapping(ctx)
     console = stderr_console()
     if dry_run:

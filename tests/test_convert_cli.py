@@ -146,6 +146,24 @@ def test_config_file_problems_are_listed_at_once(tmp_path: Path) -> None:
         assert word in result.stderr
 
 
+def test_a_float_where_the_settings_file_wants_a_count_is_named(tmp_path: Path) -> None:
+    # JSON Schema's "integer" takes 4.0; TOML reads it as a float, which no count can be.
+    cfg = tmp_path / "ctmap.toml"
+    cfg.write_text("max_event_properties = 5.0\n[upload]\nconcurrency = 4.0\n")
+    result = run("convert", str(write_ndjson(tmp_path / "e.ndjson", [EVENTS[0]])), "--config",
+                 str(cfg))
+    assert result.exit_code == 1 and "2 problem(s)" in result.stderr
+    assert "max_event_properties: 5.0 is not of type 'integer'" in result.stderr
+
+
+def test_dry_run_options_without_dry_run_are_refused(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[0]])
+    for extra in (["--line", "1"], ["--json"], ["--limit", "3"], ["--type", "track"]):
+        result = run("convert", str(src), "-o", str(tmp_path / "o.ndjson"), *extra)
+        assert result.exit_code == 2 and "add --dry-run" in result.stderr
+    assert not (tmp_path / "o.ndjson").exists()
+
+
 def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
     result = run("convert", str(tmp_path / "nope.ndjson"), "-o", str(tmp_path / "o.ndjson"))
     assert result.exit_code == 1

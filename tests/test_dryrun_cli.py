@@ -306,3 +306,25 @@ def test_json_in_compat_mode_and_batches(tmp_path: Path) -> None:
         ("ts", 1468308340, "1468308340"), ("identity", "12345", 12345)}
     assert last["summary"]["mode"] == "rudderstack"
     assert last["summary"]["differs_from_compat"] == 2  # the alias gets its ts (D1)
+
+
+def test_the_view_takes_what_convert_rejects_without_crashing(workdir: Path) -> None:
+    deep: Any = "x"
+    for _ in range(300):
+        deep = {"a": deep}
+    write_events(workdir / "odd.ndjson", [
+        {"type": "track", "userId": "u1", "event": "Deep", "properties": {"d": deep}},
+        {"type": "alias", "previousId": "p9", "anonymousId": "a9"},
+    ])
+    result = run("odd.ndjson", "--dry-run")
+    assert result.exit_code == 3, result.output
+    assert "nesting_too_deep" in result.output
+    assert "p9 -> (none)" in result.output and "None" not in result.output
+
+
+def test_a_ts_sent_as_null_is_shown_as_null(workdir: Path) -> None:
+    write_events(workdir / "ts.ndjson", [
+        {"type": "track", "userId": "u1", "event": "E", "properties": {"ts": "garbage"}}])
+    result = run("ts.ndjson", "--dry-run", "--compat", "rudderstack")
+    assert 'ts: "garbage" -> null (not a date, sent as null)' in flat(result.output)
+    assert "ts is nan" not in result.output

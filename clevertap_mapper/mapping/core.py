@@ -72,19 +72,26 @@ def map_event(event: Any, config: MapperConfig, trace: Trace | None = None) -> l
         raise MappingError("unsupported_type", "`type` must be a string, not "
                            f"{_describe(raw_type)} (the reference crashes on this event)")
     kind = raw_type.lower()
-    if kind == "identify":
-        records = _identify(event, config, trace)
-    elif kind in ("track", "page", "screen"):
-        records = [_event(event, kind, config, trace)]
-    elif kind == "alias":
-        records = [_alias(event, config, trace)]
-    else:
-        raise MappingError("unsupported_type", f"event type {raw_type!r} is not supported by "
-                           "CleverTap's destination; only identify, track, page, screen and "
-                           "alias are")
-    if config.compat:
-        # The reference holds every number as a JS double: integers past 2**53 lose digits.
-        records = js_numbers(records)
+    try:
+        if kind == "identify":
+            records = _identify(event, config, trace)
+        elif kind in ("track", "page", "screen"):
+            records = [_event(event, kind, config, trace)]
+        elif kind == "alias":
+            records = [_alias(event, config, trace)]
+        else:
+            raise MappingError("unsupported_type", f"event type {raw_type!r} is not supported "
+                               "by CleverTap's destination; only identify, track, page, screen "
+                               "and alias are")
+        if config.compat:
+            # The reference holds every number as a JS double: integers past 2**53 lose digits.
+            records = js_numbers(records)
+    except (RecursionError, orjson.JSONEncodeError):
+        # Read at up to 1024 levels, but a nested property is written as JSON text, which
+        # orjson does to 255 levels, and the interpreter's stack ends near 1000.
+        raise MappingError("nesting_too_deep", "the event nests objects or arrays over 255 "
+                           "levels deep, more than its JSON can be written with; flatten it"
+                           ) from None
     return records
 
 
@@ -293,7 +300,7 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
             trace.add("mapped", "ts", f"ts <- {source}", source=source)
             if type(value) is float and math.isnan(value):
                 trace.add("changed", "ts", "ts: not a date, sent as null", source=source,
-                          before=raw)
+                          before=raw, after=value)  # NaN, which JSON writes as null
             elif value is not raw:
                 trace.add("changed", "ts", "ts: date read as epoch seconds", source=source,
                           before=raw, after=value)
