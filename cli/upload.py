@@ -25,7 +25,8 @@ from clevertap_mapper.upload.client import DEFAULT_TIMEOUT, REGIONS, Credentials
 from clevertap_mapper.upload.plan import plan_bodies
 from clevertap_mapper.upload.retry import DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, MAX_CONCURRENCY
 from clevertap_mapper.upload.secret import Secret
-from clevertap_mapper.upload.uploader import UploadOptions, UploadReport, run_upload
+from clevertap_mapper.upload.state import Checkpoint, describe_inputs
+from clevertap_mapper.upload.uploader import UploadOptions, UploadReport, job_settings, run_upload
 from cli.exit_codes import ExitCode
 from cli.options import (
     MappingSettings,
@@ -138,6 +139,7 @@ def upload(ctx: click.Context, /, *, inputs: tuple[str, ...], region: str | None
     console = stderr_console()
     if dry_run:
         ctx.exit(_dry_run(list(inputs), settings, url, account, options.profiles_first,
+                          None if restart else state,
                           as_json=as_json, quiet=quiet, console=console))
     rejects_path = rejects or default_rejects_path(state)
     refuse_overlaps(inputs, [("--state", state), ("--rejects", rejects_path)])
@@ -324,8 +326,19 @@ class _Stdout:
 
 
 def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: str | None,
-             profiles_first: bool, *, as_json: bool, quiet: bool, console: Console) -> int:
-    """Plan the bodies without sending: counts per body and one sample request on stdout."""
+             profiles_first: bool, state: str | None, *, as_json: bool, quiet: bool,
+             console: Console) -> int:
+    """Plan the bodies without sending: counts per body and one sample request on stdout.
+
+    With the ``state`` of a job begun before, only what a real run would still send: bodies
+    it acknowledged are skipped, and of a body answered in part only the records pending.
+    """
+    checkpoint = None if state is None else Checkpoint.read(
+        state, describe_inputs(inputs), job_settings(settings.mapper, settings.checker,
+                                                     profiles_first=profiles_first,
+                                                     account_id=account))
+    done = 0
+    sizes: list[int] = []  # the records of each body that would go
     summary = Summary()
     headers = {
         "X-CleverTap-Account-Id": account or "(not set)",
@@ -342,24 +355,34 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
                   f"POST {url}\n" + "".join(f"{k}: {v}\n" for k, v in headers.items()) + "\n")
     for body in plan_bodies(inputs, settings.mapper, summary, checker=settings.checker,
                             profiles_first=profiles_first):
-        if not body.records:
+        records = body.records
+        if checkpoint is not None:
+            if checkpoint.is_acked(body.seq):
+                done += 1
+                continue
+            pending = checkpoint.pending_of(body.seq)
+            if pending is not None:
+                records = [records[i] for i in pending]
+        if not records:
             continue
         bodies += 1
-        size = len(b'{"d":[]}') + sum(len(r) for r in body.records) + len(body.records) - 1
-        kinds = Counter(str(loads(r).get("type")) for r in body.records)
-        entry = {"body": body.seq + 1, "records": len(body.records), "kinds": dict(kinds),
+        sizes.append(len(records))
+        size = len(b'{"d":[]}') + sum(len(r) for r in records) + len(records) - 1
+        kinds = Counter(str(loads(r).get("type")) for r in records)
+        entry = {"body": body.seq + 1, "records": len(records), "kinds": dict(kinds),
                  "bytes": size}
         if sample is None:
-            sample = [loads(r) for r in body.records[:SAMPLE_RECORDS]]
-            sample_size = len(body.records)
+            sample = [loads(r) for r in records[:SAMPLE_RECORDS]]
+            sample_size = len(records)
         if as_json:
             plan.append(entry)
         else:
-            out.write(f"body {entry['body']}: {plural(len(body.records), 'record')} "
+            out.write(f"body {entry['body']}: {plural(len(records), 'record')} "
                       f"({counts(dict(kinds))}), {size:,} bytes\n")
     if as_json:
         click.echo(dumps({"url": url, "headers": headers, "bodies": plan,
-                          "sample": {"d": sample or []}, "read": summary.as_dict()}).decode())
+                          "sample": {"d": sample or []}, "read": summary.as_dict(),
+                          "acknowledged_bodies": done}).decode())
     elif sample is not None:
         shown = f"{min(SAMPLE_RECORDS, sample_size)} of {sample_size} records shown"
         text = orjson.dumps({"d": sample}, option=orjson.OPT_INDENT_2).decode()
@@ -367,11 +390,14 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
     else:
         out.write("no records to send\n")
     if not quiet:
-        total = sum(summary.records.values())
         console.print(f"[bold]ctmap upload --dry-run[/]: {plural(summary.events, 'event')} "
-                      f"read, {plural(total, 'record')} in {bodies:,} "
-                      f"bod{'y' if bodies == 1 else 'ies'} would be sent; nothing was sent "
+                      f"read, {plural(sum(sizes), 'record')} in "
+                      f"{plural(bodies, 'body', 'bodies')} would be sent; nothing was sent "
                       "or written")
+        if checkpoint is not None:
+            console.print(f"  {state}: {plural(done, 'body', 'bodies')} acknowledged by "
+                          "earlier runs, not sent again"
+                          + ("; the job is complete" if checkpoint.complete else ""))
         if summary.rejected:
             console.print(f"  [yellow]would reject: {summary.rejected_total:,}[/] "
                           f"({counts(dict(summary.rejected))}); the rejects file is written "

@@ -50,6 +50,10 @@ def clean(tmp_path: Path) -> Path:
     return write_ndjson(tmp_path / "clean.ndjson", [track(n) for n in range(1200)])
 
 
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
 def no_passcode_anywhere(result: Result, directory: Path) -> None:
     assert PASSCODE not in result.stdout and PASSCODE not in result.stderr
     for path in directory.rglob("*"):
@@ -143,6 +147,22 @@ def test_dry_run_needs_no_credentials_and_speaks_json(clean: Path) -> None:
     assert plan["headers"]["X-CleverTap-Passcode"] == "***"
     assert [b["records"] for b in plan["bodies"]] == [1000, 200]
     assert len(plan["sample"]["d"]) == 3
+
+
+def test_dry_run_with_the_state_of_a_job_shows_only_what_is_left(ct: FakeCleverTap,
+                                                                 clean: Path,
+                                                                 tmp_path: Path) -> None:
+    state = tmp_path / "sync.state"
+    before = run(clean, "--endpoint", ct.url, "--dry-run", "--json", "--state", state)
+    assert [b["records"] for b in json.loads(before.stdout)["bodies"]] == [1000, 200]
+    assert run(clean, "--endpoint", ct.url, "--state", state).exit_code == 0
+    after = run(clean, "--endpoint", ct.url, "--dry-run", "--state", state)
+    assert after.exit_code == 0, after.stderr
+    assert "0 records in 0 bodies would be sent" in flat(after.stderr)
+    assert "2 bodies acknowledged by earlier runs" in flat(after.stderr)
+    assert "the job is complete" in after.stderr
+    again = run(clean, "--endpoint", ct.url, "--dry-run", "--state", state, "--restart")
+    assert "1,200 records in 2 bodies would be sent" in flat(again.stderr)
 
 
 def test_dry_run_of_a_sample_file() -> None:

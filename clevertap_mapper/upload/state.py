@@ -135,6 +135,13 @@ class Checkpoint:
         return state
 
     @classmethod
+    def read(cls, path: str, inputs: list[dict[str, Any]],
+             settings: dict[str, Any]) -> Checkpoint | None:
+        """The job's checkpoint as saved (None when there is none), for a look only: no lock,
+        and nothing is ever saved from it. ConfigError as ``open``."""
+        return cls._load(path, inputs, settings)
+
+    @classmethod
     def _load(cls, path: str, inputs: list[dict[str, Any]],
               settings: dict[str, Any]) -> Checkpoint | None:
         try:
