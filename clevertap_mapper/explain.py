@@ -116,14 +116,21 @@ class FixNote:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Why an event (or one of its records) is not sent: stage, stable code, what to do."""
+    """Why an event (or one of its records) is not sent: stage, stable code, what to do.
+
+    ``record``: for a check rejection, the 0-based index of the record refused (the
+    event's other records, if any, are sent unless refused too)."""
 
     stage: str
     code: str
     message: str
+    record: int | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"stage": self.stage, "code": self.code, "message": self.message}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"stage": self.stage, "code": self.code, "message": self.message}
+        if self.record is not None:
+            out["record"] = self.record
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +247,7 @@ def check_records(records: list[Record],
         findings.extend((i, f) for f in found)
         verdict = checker.verdict(found)
         if verdict is not None:
-            rejections.append(Outcome("check", *verdict))
+            rejections.append(Outcome("check", *verdict, record=i))
     return findings, rejections
 
 

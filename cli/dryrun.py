@@ -26,7 +26,8 @@ of an event object (all always present):
   ``name`` (event name, page name or whose profile; or null), ``mode`` (``default`` or
   ``rudderstack``, the mode the records are in);
 - ``input``: {path: value} of the relevant input fields;
-- ``records``: the CleverTap records; ``rejection``: null or {stage, code, message};
+- ``records``: the CleverTap records; ``rejection``: null or {stage, code, message, and for a
+  check, record: the index of the record refused};
 - ``decisions``: [{kind, field, rule, source?, fix?, before?, after?}] in the order made;
   kind is mapped, changed, dropped, fix, warning or rejected;
 - ``dropped``: [{paths, why, value?}] input fields not sent;
@@ -350,6 +351,13 @@ def _rejection_view(e: Explanation) -> RenderableType | None:
     lines: list[RenderableType] = [Text(r.message)]
     if r.stage != "map":
         lines.append(Text(f"(at the {r.stage} stage)", style="dim"))
+    if r.record is not None and len(e.records) > 1:
+        refused = sorted({i for i, f in e.findings if f.severity == "error"} | {r.record})
+        sent = [str(i + 1) for i in range(len(e.records)) if i not in refused]
+        lines.append(Text(f"(record {', '.join(str(i + 1) for i in refused)} of "
+                          f"{len(e.records)}; " + (f"record {', '.join(sent)} is still sent)"
+                                                   if sent else "none is sent)"),
+                          style="dim"))
     if e.mode == "default" and r.stage != "read":
         if e.compat_rejection is not None:
             same = e.compat_rejection.code == r.code

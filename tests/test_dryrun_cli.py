@@ -328,3 +328,15 @@ def test_a_ts_sent_as_null_is_shown_as_null(workdir: Path) -> None:
     result = run("ts.ndjson", "--dry-run", "--compat", "rudderstack")
     assert 'ts: "garbage" -> null (not a date, sent as null)' in flat(result.output)
     assert "ts is nan" not in result.output
+
+
+def test_a_record_the_checks_refuse_is_told_apart_from_the_one_still_sent(
+        workdir: Path) -> None:
+    write_events(workdir / "tok.ndjson", [{
+        "type": "identify", "userId": "u1", "anonymousId": "a1", "traits": {"phone": "12345"},
+        "context": {"device": {"token": "tok123"}, "os": {"name": "android"}}}])
+    result = run("tok.ndjson", "--dry-run", "--object-id-mapping")
+    assert "(record 1 of 2; record 2 is still sent)" in flat(result.output)
+    as_json = run("tok.ndjson", "--dry-run", "--object-id-mapping", "--json")
+    event = json.loads(as_json.output.splitlines()[0])
+    assert event["rejection"]["record"] == 0 and len(event["records"]) == 2
