@@ -443,6 +443,7 @@ def _dropped(event: Any, kind: str, decisions: list[Decision], config: MapperCon
     notes: list[Dropped] = []
     explained: set[str] = set()
     mapped_from = {d.field: d.source for d in decisions if d.kind == "mapped" and d.source}
+    noted = {d.field for d in decisions if d.kind == "dropped" and "reserved for" not in d.rule}
     for d in decisions:
         if d.kind == "warning" and "dropped" in d.rule:  # DOB: not a date, dropped
             path = mapped_from.get(d.field) or d.field
@@ -454,11 +455,15 @@ def _dropped(event: Any, kind: str, decisions: list[Decision], config: MapperCon
             continue
         if not d.rule.endswith(": null, not sent"):  # an input path: gender, reserved, token
             path, why = d.field, d.rule.removeprefix(f"{d.field}: ")
-            if path in used and "reserved for a mapped" in why:
-                continue  # it was read by its mapped field
             if "reserved for a mapped" in why:
-                why = why.replace("reserved for a mapped CleverTap field",
-                                  "reserved for a mapped CleverTap field (another source won)")
+                if path in used or path in noted:
+                    continue  # read by its mapped field, or dropped for a reason of its own
+                if usable(get(event, Path(path))):
+                    why = why.replace("reserved for a mapped CleverTap field",
+                                      "reserved for a mapped CleverTap field (another source "
+                                      "won)")
+                else:
+                    why = "null or empty, which its mapped CleverTap field does not take"
         else:  # an output key removed: "Email: null, not sent"
             key, _, why = d.rule.partition(": ")
             path = mapped_from.get(key) or f"profileData.{key}"

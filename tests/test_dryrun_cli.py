@@ -340,3 +340,12 @@ def test_a_record_the_checks_refuse_is_told_apart_from_the_one_still_sent(
     as_json = run("tok.ndjson", "--dry-run", "--object-id-mapping", "--json")
     event = json.loads(as_json.output.splitlines()[0])
     assert event["rejection"]["record"] == 0 and len(event["records"]) == 2
+
+
+def test_a_trait_not_sent_is_given_its_own_reason(workdir: Path) -> None:
+    write_events(workdir / "g.ndjson", [
+        {"type": "identify", "userId": "u1", "traits": {"gender": "other", "email": None}}])
+    text = flat(run("g.ndjson", "--dry-run").output)
+    assert 'traits.gender "other": not a CleverTap gender' in text
+    assert "traits.email: null or empty, which its mapped CleverTap field does not take" in text
+    assert "another source won" not in text
