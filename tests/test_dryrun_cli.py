@@ -349,3 +349,10 @@ def test_a_trait_not_sent_is_given_its_own_reason(workdir: Path) -> None:
     assert 'traits.gender "other": not a CleverTap gender' in text
     assert "traits.email: null or empty, which its mapped CleverTap field does not take" in text
     assert "another source won" not in text
+
+
+def test_an_alias_compat_sends_and_d3_rejects_counts_under_d3(workdir: Path) -> None:
+    write_events(workdir / "alias.ndjson", [
+        {"type": "alias", "previousId": "p9", "anonymousId": "a9"}])
+    summary = json.loads(run("alias.ndjson", "--dry-run", "--json").output.splitlines()[-1])
+    assert summary["summary"]["differs_by_fix"] == {"D3": 1}
