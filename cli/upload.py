@@ -379,6 +379,7 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
         else:
             out.write(f"body {entry['body']}: {plural(len(records), 'record')} "
                       f"({counts(dict(kinds))}), {size:,} bytes\n")
+    summary.bodies = bodies
     if as_json:
         click.echo(dumps({"url": url, "headers": headers, "bodies": plan,
                           "sample": {"d": sample or []}, "read": summary.as_dict(),

@@ -146,6 +146,7 @@ def test_dry_run_needs_no_credentials_and_speaks_json(clean: Path) -> None:
     assert plan["url"] == "https://api.clevertap.com/1/upload"
     assert plan["headers"]["X-CleverTap-Passcode"] == "***"
     assert [b["records"] for b in plan["bodies"]] == [1000, 200]
+    assert plan["read"]["bodies"] == 2
     assert len(plan["sample"]["d"]) == 3
 
 
