@@ -80,7 +80,7 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
             results: Iterator[ChunkResult] = stack.enter_context(contextlib.closing(in_workers(
                 work, converter, workers, spill_dir if writer is None else None)))
         else:
-            results = (converter(source_name(name), block.first, block.data, block.lines())
+            results = (converter.block(source_name(name), block)
                        for name in files for block in read_blocks(name))
         try:
             for result in results:

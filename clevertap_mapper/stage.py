@@ -18,10 +18,10 @@ from clevertap_mapper.errors import MappingError
 from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
 from clevertap_mapper.io.readers import (
     RECORD_TYPES,
+    Block,
     Item,
     exact_unwrap,
     parse_error,
-    split_lines,
     unwrap,
 )
 from clevertap_mapper.jsonutil import (
@@ -204,6 +204,7 @@ class ChunkResult:
     spilled: tuple[str, str] | None = None
     # (message, source, line) of an InputError that ended a whole file after this output.
     error: tuple[str, str, int | None] | None = None
+    lines: int = 0  # the lines of the block, blank ones included
 
 
 class ChunkConverter:
@@ -219,28 +220,46 @@ class ChunkConverter:
         self.joined = fmt == "records"
         self.js_numbers = config.compat is not None
 
-    def __call__(self, source: str, first_line: int, block: bytes,
-                 lines: list[bytes] | None = None) -> ChunkResult:
-        """Convert ``block``; ``lines``: the block already split (see readers.Block)."""
+    def __call__(self, source: str, first_line: int, block: bytes) -> ChunkResult:
+        """Convert ``block``, whose first line is number ``first_line``."""
         summary = Summary()
         out = _Encoded()
-        self.into(Stage(self.config, summary, self.checker), out, source, first_line, block,
-                  split_lines(block) if lines is None else lines)
+        count = self.into(Stage(self.config, summary, self.checker), out, source, first_line,
+                          block)
         out.count_into(summary)
         encoded: bytes | list[bytes] = out.records
         if self.joined:
             encoded = b"\n".join(out.records) + b"\n" if out.records else b""
         return ChunkResult(encoded, out.token_at,
-                           b"\n".join(out.rejects) + b"\n" if out.rejects else b"", summary)
+                           b"\n".join(out.rejects) + b"\n" if out.rejects else b"", summary,
+                           lines=count)
 
-    def into(self, stage: Stage, out: Sink, source: str, first_line: int, block: bytes,
-             lines: list[bytes]) -> None:
-        """Map and check the ``lines`` of ``block`` through ``stage``, into ``out``."""
+    def block(self, source: str, block: Block) -> ChunkResult:
+        """Convert a reader's Block, and tell it how many lines it held (the reader numbers
+        the next block from that, with no pass of its own over the bytes)."""
+        result = self(source, block.first, block.data)
+        block.counted(result.lines)
+        return result
+
+    def into(self, stage: Stage, out: Sink, source: str, first_line: int,
+             block: bytes) -> int:
+        """Map and check the lines of ``block`` through ``stage``, into ``out``; how many
+        lines there were.
+
+        (Each line is found with ``find``, which runs memchr: ``split`` looks at every byte
+        in a loop of its own, 390 ns a 1.2 KB line against 150 ns.)
+        """
         scan = LongNumberScan(block)
         js_numbers = self.js_numbers
+        size = len(block)
         start = 0
-        for lineno, line in enumerate(lines, first_line):
-            end = start + len(line)
+        lineno = first_line - 1
+        while start < size:
+            end = block.find(b"\n", start)
+            if end < 0:
+                end = size  # the last line of an input that does not end with a newline
+            line = block[start:end]
+            lineno += 1
             exact = scan.needs_exact(start, end)
             start = end + 1
             try:
@@ -266,6 +285,7 @@ class ChunkConverter:
             for item in items:
                 records, rejections = stage.item(item)
                 out.add(records, rejections, lineno, item.pos.index)
+        return lineno - first_line + 1
 
 
 class Sink:

@@ -50,9 +50,9 @@ def units(files: list[str], block_bytes: int, whole_gzip: bool = False) -> Itera
     worker to inflate itself.
 
     A block of a plain (not gzipped) file goes to a worker as a span to read, which spares
-    the pipe the whole input. Whoever converts a block here splits its lines through
-    ``Block.lines()``, so the reader numbers the next block from their count; only the
-    blocks sent to workers are counted apart.
+    the pipe the whole input. A block converted here tells the reader how many lines it held
+    (``ChunkConverter.block``), which numbers the next block from that; only the blocks sent
+    to workers are counted apart.
     """
     for name in files:
         source = source_name(name)
@@ -103,8 +103,7 @@ def _here(converter: ChunkConverter, unit: Unit, spill_dir: str | None) -> Chunk
     if unit.block is None:
         assert spill_dir is not None and isinstance(unit.payload, str)
         return _convert_file(converter, unit.source, unit.payload, spill_dir)
-    block = unit.block
-    return converter(unit.source, block.first, block.data, block.lines())
+    return converter.block(unit.source, unit.block)
 
 
 def _convert(converter: ChunkConverter, source: str, first_line: int, payload: Payload,
@@ -140,7 +139,7 @@ def _convert_file(converter: ChunkConverter, source: str, name: str,
     with open(paths[0], "wb") as records, open(paths[1], "wb") as rejects:
         try:
             for block in read_blocks(name):
-                result = converter(source, block.first, block.data, block.lines())
+                result = converter.block(source, block)
                 summary.merge(result.summary)
                 records.write(result.records)  # type: ignore[arg-type]
                 rejects.write(result.rejects)

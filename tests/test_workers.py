@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from clevertap_mapper import MapperConfig
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.errors import InputError
+from clevertap_mapper.io.readers import Block
 from clevertap_mapper.io.writers import Output, RejectsWriter
 from clevertap_mapper.pipeline import run_convert
 from clevertap_mapper.stage import ChunkConverter, ChunkResult
@@ -134,15 +135,19 @@ class Dies:
         self.how = how
         self.parent = os.getpid()
 
-    def __call__(self, source: str, first_line: int, block: bytes,
-                 lines: list[bytes] | None = None) -> ChunkResult:
+    def __call__(self, source: str, first_line: int, block: bytes) -> ChunkResult:
         if b"marker" in block and os.getpid() != self.parent:
             if self.how == "exit":
                 os._exit(9)
             if self.how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("a bug in converting")
-        return self.converter(source, first_line, block, lines)
+        return self.converter(source, first_line, block)
+
+    def block(self, source: str, block: Block) -> ChunkResult:
+        result = self(source, block.first, block.data)
+        block.counted(result.lines)
+        return result
 
 
 @pytest.mark.parametrize(("how", "says"), [("exit", "ended unexpectedly (exit code 9)"),

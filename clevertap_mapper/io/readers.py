@@ -136,24 +136,32 @@ class Block:
     """Whole lines of an input, read at once, the number of the first, and where they start in
     the (gunzipped) input.
 
-    Whoever needs the lines splits them through ``lines()``; the reader then numbers the next
-    block from their count, with no second pass over the bytes looking for newlines.
+    Whoever goes through the lines (``lines()``, or ``counted()`` after a pass of its own)
+    leaves their count, from which the reader numbers the next block with no second pass
+    over the bytes looking for newlines.
     """
 
-    __slots__ = ("_lines", "data", "first", "offset")
+    __slots__ = ("_count", "_lines", "data", "first", "offset")
 
     def __init__(self, first: int, data: bytes, offset: int) -> None:
         self.first = first
         self.data = data
         self.offset = offset
         self._lines: list[bytes] | None = None
+        self._count = -1
 
     def lines(self) -> list[bytes]:
         if self._lines is None:
             self._lines = split_lines(self.data)
         return self._lines
 
+    def counted(self, lines: int) -> None:
+        """Told by whoever went through the lines without ``lines()`` how many there were."""
+        self._count = lines
+
     def line_count(self) -> int:
+        if self._count >= 0:
+            return self._count
         if self._lines is not None:
             return len(self._lines)
         return self.data.count(b"\n") + (not self.data.endswith(b"\n"))

@@ -92,8 +92,8 @@ def _one_pass(files: list[str], converter: ChunkConverter, stage: Stage, bodies:
     for name in files:
         bodies.source = source_name(name)
         for block in read_blocks(name):
-            converter.into(stage, bodies, bodies.source, block.first, block.data,
-                           block.lines())
+            block.counted(converter.into(stage, bodies, bodies.source, block.first,
+                                         block.data))
             if summary is not None:
                 bodies.count_into(summary)
             yield from bodies.take()
