@@ -7,7 +7,7 @@ import os
 import click
 
 from clevertap_mapper.errors import CtmapError
-from clevertap_mapper.io.writers import Output, RejectsWriter
+from clevertap_mapper.io.writers import Output, RejectsWriter, written_in_place
 from clevertap_mapper.pipeline import Format, run_convert
 from cli.exit_codes import ExitCode
 from cli.options import mapping_options, pick, refuse_overlaps, resolve_mapping
@@ -17,7 +17,7 @@ from cli.render import progress_bar, render_convert_summary, stderr_console
 def default_rejects_path(output: str) -> str:
     """``out.ndjson`` -> ``out.rejects.ndjson``; stdout, or a device such as /dev/null ->
     ``ctmap-rejects.ndjson`` (in the current directory)."""
-    if output == "-" or (os.path.exists(output) and not os.path.isfile(output)):
+    if output == "-" or written_in_place(output):
         return "ctmap-rejects.ndjson"
     base = output[:-3] if output.endswith(".gz") else output
     stem, ext = os.path.splitext(base)

@@ -98,4 +98,7 @@ def _terminate(signum: int, frame: object) -> None:
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _terminate)
+    # Lines are read up to 1024 levels deep (orjson's limit); writing such an event back (to
+    # the rejects file, or the dry run) recurses once a level, past the default of 1000.
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4000))
     ctmap(prog_name="ctmap")

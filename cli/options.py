@@ -91,15 +91,16 @@ def refuse_overlaps(inputs: Iterable[str], outputs: Iterable[tuple[str, str | No
     (a nightly cron's) would read it as input.
     """
     read = [(name, os.path.realpath(name)) for name in inputs if name != STDIN]
-    written: dict[str, str] = {}
+    written: dict[Any, str] = {}
     for option, path in outputs:
         if path is None:
             continue
         real = path if path == STDIN else os.path.realpath(path)
-        if real in written:
-            raise click.UsageError(f"{written[real]} and {option} are the same file ({path}); "
+        same = _identity(path)
+        if same in written and same != _identity(os.devnull):  # /dev/null takes anything
+            raise click.UsageError(f"{written[same]} and {option} are the same file ({path}); "
                                    "give each its own")
-        written[real] = option
+        written[same] = option
         if path == STDIN:
             continue
         if os.path.isdir(real):
@@ -111,3 +112,13 @@ def refuse_overlaps(inputs: Iterable[str], outputs: Iterable[tuple[str, str | No
                 raise click.UsageError(f"{option} {path} is inside the input directory {name}, "
                                        "so the next run would read it as input; write it "
                                        "outside the directory")
+
+
+def _identity(path: str) -> Any:
+    """What a file written to is: device and inode when it exists (so /dev/stdout is ``-``),
+    else its resolved path."""
+    try:
+        st = os.fstat(1) if path == STDIN else os.stat(path)
+    except OSError:
+        return path if path == STDIN else os.path.realpath(path)
+    return (st.st_dev, st.st_ino)

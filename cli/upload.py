@@ -333,7 +333,8 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
     With the ``state`` of a job begun before, only what a real run would still send: bodies
     it acknowledged are skipped, and of a body answered in part only the records pending.
     """
-    checkpoint = None if state is None else Checkpoint.read(
+    # The checkpoint names its account: without one, it cannot be matched to this job.
+    checkpoint = None if state is None or account is None else Checkpoint.read(
         state, describe_inputs(inputs), job_settings(settings.mapper, settings.checker,
                                                      profiles_first=profiles_first,
                                                      account_id=account))
@@ -399,6 +400,9 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
             console.print(f"  {state}: {plural(done, 'body', 'bodies')} acknowledged by "
                           "earlier runs, not sent again"
                           + ("; the job is complete" if checkpoint.complete else ""))
+        elif state is not None and account is None and os.path.exists(state):
+            console.print(f"  {state} not read: it belongs to an account; give --account-id "
+                          "(or CLEVERTAP_ACCOUNT_ID) to see only what a rerun would send")
         if summary.rejected:
             console.print(f"  [yellow]would reject: {summary.rejected_total:,}[/] "
                           f"({counts(dict(summary.rejected))}); the rejects file is written "

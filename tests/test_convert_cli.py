@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -467,3 +468,42 @@ def test_an_integer_beyond_64_bits_rejects_its_event_not_its_batch(tmp_path: Pat
         "n": big}
     assert json.loads(first)["code"] == json.loads(second)["code"] == "number_out_of_range"
     assert second.endswith(b',"event":' + plain.encode() + b"}")
+
+
+
+@pytest.mark.slow
+def test_events_nested_up_to_the_read_limit_never_stop_the_run(tmp_path: Path) -> None:
+    # Read to 1024 levels; written back (rejects, records sent as given) past Python's
+    # default recursion limit.
+    deep = "[" * 1000 + "1" + "]" * 1000
+    lines = [
+        '{"batch":[{"type":"track","event":"B","userId":"u","properties":{"x":DEEP}}]}',
+        '{"type":"identify","userId":"u","traits":{"category-unsubscribe":{"email":DEEP}}}',
+        json.dumps(EVENTS[1]),
+    ]
+    lines = [line.replace("DEEP", deep) for line in lines]
+    (tmp_path / "deep.ndjson").write_text("\n".join(lines) + "\n")
+    for args in (["-o", "o.ndjson"], ["--dry-run"]):
+        proc = ctmap_process("convert", "deep.ndjson", *args, cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 3, err
+    assert len(read_lines(tmp_path / "o.ndjson")) == 1
+    rejects = (tmp_path / "o.rejects.ndjson").read_bytes().splitlines()
+    assert {orjson.loads(r)["code"] for r in rejects} == {"nesting_too_deep", "nested_value"}
+
+
+def test_stdout_by_another_name_is_stdout(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1], {"type": "track", "event": "E"}])
+    result = run("convert", str(src), "-o", "-", "--rejects", "/dev/stdout")
+    assert result.exit_code == 2 and "same file" in result.stderr
+    assert run("convert", str(src), "-o", "/dev/null", "--rejects", "/dev/null").exit_code == 3
+    # A link to this process's stdout is written in place, not renamed over.
+    link = tmp_path / "mystdout"
+    link.symlink_to("/proc/self/fd/1")
+    out = tmp_path / "all.ndjson"
+    with out.open("wb") as sink:
+        proc = ctmap_process("convert", str(src), "-o", str(link), "--rejects", "r.ndjson",
+                             cwd=tmp_path, stdout=sink)
+        assert proc.wait(timeout=60) == 3
+    assert link.is_symlink() and len(read_lines(out)) == 1

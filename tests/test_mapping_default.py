@@ -98,9 +98,10 @@ def test_d2_ts_is_integer_epoch_seconds(raw: Any, seconds: int, compat: Any) -> 
 
 
 @pytest.mark.parametrize("raw", ["garbage", "N/A", True, False, {}, [1], 0, -5, "-86400",
-                                 "2023-13-45"],
+                                 "2023-13-45", "20240230", "1" + "0" * 400, "1" + "0" * 5000],
                          ids=["garbage", "na", "true", "false", "object", "array", "zero",
-                              "negative", "negative-string", "impossible-date"])
+                              "negative", "negative-string", "impossible-date",
+                              "impossible-basic-date", "400-digits", "5000-digits"])
 def test_d2_explicit_ts_that_is_not_a_time_rejects(raw: Any) -> None:
     with pytest.raises(MappingError, match=r"properties\.ts") as info:
         map_event(track(properties={"ts": raw}), DEFAULT)

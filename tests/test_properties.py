@@ -179,6 +179,14 @@ def test_a_block_converts_long_integers_as_line_by_line_loads_does() -> None:
     assert b'"line":3' in result.rejects and b"number_out_of_range" in result.rejects
 
 
+@given(st.integers(min_value=-10**20, max_value=10**20))
+def test_integer_ts_scale_as_their_exact_value_does(n: int) -> None:
+    exact = Fraction(n)
+    while abs(exact) >= 10**11:
+        exact /= 1000
+    assert epoch_seconds(n, allow_negative=True) == math.floor(exact)
+
+
 def _epoch_seconds_by_the_rule(raw: Any) -> int | None:
     """D2 as written (an ISO basic date, then every string tried as a number), to check the
     fast path against: integers scaled exactly, in fractions."""
@@ -189,12 +197,12 @@ def _epoch_seconds_by_the_rule(raw: Any) -> int | None:
         try:
             day = datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
         except ValueError:
-            pass
-        else:
-            result = (day - datetime(1970, 1, 1, tzinfo=UTC)).days * 86400
-            return result if result > 0 else None
+            return None  # eight digits are a date, or nothing
+        result = (day - datetime(1970, 1, 1, tzinfo=UTC)).days * 86400
+        return result if result > 0 else None
     if _NUMERIC.match(text):
-        exact: Fraction | float = Fraction(text) if text.lstrip("+-").isdigit() else float(text)
+        exact: Fraction | float = (Fraction(text) if text.lstrip("+-").isdigit()
+                                   and len(text) <= 30 else float(text))
         if not math.isfinite(exact):
             return None
         while abs(exact) >= 10**11:

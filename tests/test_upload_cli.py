@@ -164,6 +164,11 @@ def test_dry_run_with_the_state_of_a_job_shows_only_what_is_left(ct: FakeCleverT
     assert "the job is complete" in after.stderr
     again = run(clean, "--endpoint", ct.url, "--dry-run", "--state", state, "--restart")
     assert "1,200 records in 2 bodies would be sent" in flat(again.stderr)
+    # Without an account the state cannot be matched to the job: it is not read.
+    blind = run(clean, "--endpoint", ct.url, "--dry-run", "--state", state, env={})
+    assert blind.exit_code == 0, blind.stderr
+    assert "1,200 records in 2 bodies" in flat(blind.stderr)
+    assert "not read: it belongs to an account" in flat(blind.stderr)
 
 
 def test_dry_run_of_a_sample_file() -> None:

@@ -176,6 +176,20 @@ def test_a_passcode_echoed_by_the_server_is_scrubbed(status: int) -> None:
     assert PASSCODE not in str(getattr(info.value, "error", ""))
 
 
+def test_a_passcode_across_the_cut_of_a_long_page_is_scrubbed() -> None:
+    page = ("<html>" + "x" * (200 - len("<html>") - 8) + f"Passcode: {PASSCODE}</html>").encode()
+    with pytest.raises(TransientError) as info:
+        classify(500, {}, page, where="x", credentials=CREDS)
+    assert PASSCODE[:4] not in str(info.value)
+
+
+def test_a_passcode_in_an_unprocessed_entry_is_scrubbed() -> None:
+    answer = {"status": "partial", "processed": 0, "unprocessed": [
+        {"status": "fail", "code": 512, "error": f"bad header {PASSCODE}", "record": GOOD}]}
+    ack = classify(200, {}, orjson.dumps(answer), where="x", credentials=CREDS)
+    assert PASSCODE not in ack.unprocessed[0].error
+
+
 @pytest.mark.parametrize("content", [b"", b"<html>", b'{"status":"success"}', b"[]"])
 def test_unreadable_200_is_retried_as_ambiguous(content: bytes) -> None:
     with pytest.raises(TransientError) as info:

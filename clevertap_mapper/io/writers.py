@@ -23,6 +23,24 @@ MAX_TOKEN_BATCH_RECORDS: Final = 100  # CleverTap: 100 device-token records per 
 T = TypeVar("T")
 
 
+def written_in_place(name: str) -> bool:
+    """Whether ``name`` is a file to write in place, never via ``.partial`` and a rename:
+    /dev/null, a named pipe, or /dev/stdout and the like (a link into /dev or /proc), even
+    when what it leads to is a regular file (stdout redirected to one)."""
+    if not os.path.exists(name):
+        return False
+    if not os.path.isfile(name):
+        return True
+    path = os.path.abspath(name)
+    for _ in range(40):  # as deep as the kernel follows links
+        if path.startswith(("/dev/", "/proc/")):
+            return True
+        if not os.path.islink(path):
+            return False
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    return False
+
+
 class Output:
     """A byte sink: stdout for ``-``, else a file written via ``.partial`` and renamed on commit.
 
@@ -32,9 +50,7 @@ class Output:
     def __init__(self, name: str) -> None:
         self.name = name
         self.is_stdout = name == "-"
-        # /dev/null, a named pipe, /dev/stdout: written in place, never renamed over.
-        self.is_special = not self.is_stdout and os.path.exists(name) and \
-            not os.path.isfile(name)
+        self.is_special = not self.is_stdout and written_in_place(name)
         self._tmp = f"{name}.partial"
         self._file: IO[bytes] | None = None
         self._sendfile = True  # the stream is the file's own bytes, so the kernel may copy

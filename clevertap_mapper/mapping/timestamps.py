@@ -20,6 +20,10 @@ from typing import Any, Final
 from clevertap_mapper.mapping.js import to_number, to_string, truthy
 
 _MS_THRESHOLD: Final = 1e11  # 1e11 s is the year 5138: anything larger is ms, us or ns.
+_MS_THRESHOLD_INT: Final = 10**11
+# Digits of the longest integer text read exactly; a longer one is read as a float (which is
+# infinite from 309 digits: not a time), as int() refuses texts of over 4300 digits.
+_MAX_INT_DIGITS: Final = 30
 
 _NUMERIC: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _INTEGER: Final = re.compile(r"[+-]?[0-9]+\Z")
@@ -141,9 +145,10 @@ def _scale_to_seconds(x: float) -> float:
 
 def _scale_int_to_seconds(x: int) -> int:
     """``_scale_to_seconds`` floored, exactly (a ns epoch is past a double's 2**53)."""
-    while abs(x) >= _MS_THRESHOLD:
-        x //= 1000  # floor of floor of x/1000 is floor of x/10**6: no error builds up
-    return x
+    divisor = 1
+    while abs(x) >= _MS_THRESHOLD_INT * divisor:
+        divisor *= 1000
+    return x // divisor  # floored once, as the float rule floors the scaled value
 
 
 _EPOCH: Final = datetime(1970, 1, 1)
@@ -186,13 +191,17 @@ def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
     elif t is str:
         text = raw.strip()
         micros = None
-        # A year and a dash, or eight digits (ISO's basic date, which as seconds would be a
-        # day of 1970-73): a date.
-        if (text[4:5] == "-" and text[:4].isdigit()) or (len(text) == 8 and text.isdigit()):
+        if len(text) == 8 and text.isdigit():
+            # ISO's basic date (20210310); as seconds it would be a day of 1970-73, which no
+            # event time or birthday given so is: an impossible date is not a time.
+            micros = iso_micros(text)
+            if micros is None:
+                return None
+        elif text[4:5] == "-" and text[:4].isdigit():  # a year and a dash: a date
             micros = iso_micros(text)
         if micros is not None:
             result = micros // MICROS
-        elif _INTEGER.match(text):
+        elif len(text) <= _MAX_INT_DIGITS and _INTEGER.match(text):
             result = _scale_int_to_seconds(int(text))
         elif _NUMERIC.match(text):
             value = float(text)

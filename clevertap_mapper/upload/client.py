@@ -218,14 +218,18 @@ def _json(content: bytes) -> Any:
         return None
 
 
-def _snippet(payload: Any, content: bytes) -> str:
+def _snippet(payload: Any, content: bytes, credentials: Credentials | None) -> str:
+    """The server's own words, passcode scrubbed (before cutting: a cut could leave a part
+    of it that no longer matches), at most 200 characters."""
     if type(payload) is dict and isinstance(payload.get("error"), str):
-        return str(payload["error"])
-    text = content[:200].decode("utf-8", "replace").strip()
-    return text or "(empty body)"
+        text = str(payload["error"])
+    else:
+        text = content.decode("utf-8", "replace").strip() or "(empty body)"
+    text = _scrub(text, credentials)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _parse_unprocessed(entries: Any) -> list[Unprocessed]:
+def _parse_unprocessed(entries: Any, credentials: Credentials | None) -> list[Unprocessed]:
     out: list[Unprocessed] = []
     if type(entries) is not list:
         return out
@@ -234,7 +238,7 @@ def _parse_unprocessed(entries: Any) -> list[Unprocessed]:
             continue
         code = entry.get("code")
         error = entry.get("error")
-        text = error if isinstance(error, str) else ""
+        text = _scrub(error, credentials) if isinstance(error, str) else ""
         match = _SKIPPED.search(text)
         out.append(Unprocessed(code if type(code) is int else None, text, entry.get("record"),
                                int(match.group(1)) if match else None))
@@ -250,14 +254,14 @@ def classify(status: int, headers: httpx.Headers | dict[str, str], content: byte
     them too, with the passcode scrubbed: a gateway's error page may echo the request headers.
     """
     payload = _json(content)
-    text = _scrub(_snippet(payload, content), credentials)
+    text = _snippet(payload, content, credentials)
     if 200 <= status < 300:  # spec s1.6: 200, 201, 202 and 204 all carry the body's verdict
         if type(payload) is not dict or type(payload.get("processed")) is not int:
             # The body was processed, but we cannot tell how: resend (may duplicate).
             raise TransientError(f"HTTP {status} with an unreadable body ({text})",
                                  status=status, ambiguous=True)
         return Ack(str(payload.get("status", "")), payload["processed"],
-                   _parse_unprocessed(payload.get("unprocessed")))
+                   _parse_unprocessed(payload.get("unprocessed"), credentials))
     if status in (401, 403):
         account = credentials.account_id if credentials is not None else "?"
         reg = region if region is not None else "(from --endpoint)"

@@ -514,6 +514,14 @@ class Uploader:
         if unmatched or ack.processed != expected:
             with self._lock:
                 self.report.mismatches += 1
+        if len(open_slots) - len(unmatched) > ack.processed:
+            # CleverTap stored fewer records than it found no fault with (a "fail" with an
+            # empty unprocessed[], say) and does not say which: none counts as accepted, and
+            # each goes to the rejects file once (an unmatched entry is one of them).
+            for slot in sorted(open_slots):
+                self._unconfirmed(job, indices[slot], ack, len(indices))
+            open_slots.clear()
+            unmatched = []
         for entry in unmatched:
             # CleverTap named a record we cannot find in what we sent: keep its answer.
             job.rejections.append(Rejection(
@@ -521,12 +529,6 @@ class Uploader:
                 f"CleverTap rejected a record of this body that ctmap could not match to an "
                 f"input line (code {entry.code}: {entry.error})", record=entry.record,
                 clevertap={"code": entry.code, "error": entry.error}))
-        if len(open_slots) - len(unmatched) > ack.processed:
-            # CleverTap stored fewer records than it found no fault with (a "fail" with an
-            # empty unprocessed[], say) and does not say which: none counts as accepted.
-            for slot in sorted(open_slots):
-                self._unconfirmed(job, indices[slot], ack, len(indices))
-            open_slots.clear()
         for slot in open_slots:
             job.pending.discard(indices[slot])
         # Each unmatched entry is one of these records, in the rejects file with its answer.
@@ -567,7 +569,9 @@ class Uploader:
             f"CleverTap answered status {ack.status!r}, {ack.processed} processed, for "
             f"{sent} records, without naming the others: this record may not be stored; "
             "check it in CleverTap before uploading it again", record=job.record(index),
-            clevertap={"status": ack.status, "processed": ack.processed}))
+            clevertap={"status": ack.status, "processed": ack.processed,
+                       "unprocessed": [{"code": e.code, "error": e.error}
+                                       for e in ack.unprocessed]}))
 
     def _commit(self, job: _Job, *, final: bool) -> None:
         """Make a job's progress durable: rejections to the journal, then the checkpoint."""
