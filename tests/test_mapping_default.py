@@ -63,6 +63,16 @@ def test_d1_no_usable_time_sends_no_ts() -> None:
     assert "ts" not in one(track())
 
 
+@pytest.mark.parametrize("when", ["2016-12-31T23:59:60Z", "1969-07-20T20:17:40Z",
+                                  1615377562000], ids=["leap-second", "before-1970", "number"])
+def test_d1_a_time_it_cannot_read_is_named_in_the_trace(when: Any) -> None:
+    trace = Trace()
+    [record] = map_event(track(timestamp=when), DEFAULT, trace)
+    assert "ts" not in record
+    [warning] = [d for d in trace.decisions if d.kind == "warning"]
+    assert warning.field == "ts" and warning.source == "timestamp" and warning.before == when
+
+
 def test_d1_applies_to_identify_and_alias() -> None:
     t = "2022-02-02T00:00:00Z"
     assert one(identify(timestamp=t))["ts"] == 1643760000
