@@ -6,6 +6,7 @@ Precedence: an option given on the command line, then ``--config ctmap.toml``, t
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from click.core import ParameterSource
 from clevertap_mapper.checks import Checker, CheckLevel
 from clevertap_mapper.config import MapperConfig, load_settings_file
 from clevertap_mapper.io.readers import STDIN
+from clevertap_mapper.io.writers import written_in_place
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,7 +99,7 @@ def refuse_overlaps(inputs: Iterable[str], outputs: Iterable[tuple[str, str | No
             continue
         real = path if path == STDIN else os.path.realpath(path)
         same = _identity(path)
-        if same in written and same != _identity(os.devnull):  # /dev/null takes anything
+        if same in written and same != os.devnull:  # /dev/null takes anything
             raise click.UsageError(f"{written[same]} and {option} are the same file ({path}); "
                                    "give each its own")
         written[same] = option
@@ -115,10 +117,14 @@ def refuse_overlaps(inputs: Iterable[str], outputs: Iterable[tuple[str, str | No
 
 
 def _identity(path: str) -> Any:
-    """What a file written to is: device and inode when it exists (so /dev/stdout is ``-``),
-    else its resolved path."""
+    """What writing to ``path`` writes to. A regular file written in place (stdout, or
+    /dev/stdout, redirected to one) by device and inode, so that the two names are one; any
+    other file by its resolved name, as each gets its own ``.partial`` and rename; a device
+    or pipe by its name (``--rejects /dev/stderr`` with ``2>&1`` is the caller's choice)."""
+    if path != STDIN and not written_in_place(path):
+        return os.path.realpath(path)
     try:
         st = os.fstat(1) if path == STDIN else os.stat(path)
     except OSError:
-        return path if path == STDIN else os.path.realpath(path)
-    return (st.st_dev, st.st_ino)
+        return path
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else path

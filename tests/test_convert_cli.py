@@ -18,6 +18,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from clevertap_mapper.io.writers import written_in_place
 from cli.main import ctmap
 
 EVENTS: list[dict[str, Any]] = [
@@ -288,6 +289,18 @@ def test_gz_output_is_compressed_and_identical(tmp_path: Path, workers: str) -> 
         (tmp_path / "r1.ndjson").read_bytes()
 
 
+def test_a_regular_file_under_dev_keeps_the_partial_file_protection(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm here")
+    target = shm / f"ctmap-test-{os.getpid()}.ndjson"
+    try:
+        target.write_text("old\n")
+        assert not written_in_place(str(target))
+    finally:
+        target.unlink(missing_ok=True)
+
+
 def test_no_output_goes_inside_an_input_directory(tmp_path: Path) -> None:
     # Not even a new file: the next night's run would read it back as input.
     data = tmp_path / "dump"
@@ -495,12 +508,25 @@ def test_events_nested_up_to_the_read_limit_never_stop_the_run(tmp_path: Path) -
 
 def test_stdout_by_another_name_is_stdout(tmp_path: Path) -> None:
     src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1], {"type": "track", "event": "E"}])
-    result = run("convert", str(src), "-o", "-", "--rejects", "/dev/stdout")
-    assert result.exit_code == 2 and "same file" in result.stderr
+    # stdout redirected to a file: records and rejects would both land in it.
+    with (tmp_path / "both.ndjson").open("wb") as sink:
+        proc = ctmap_process("convert", str(src), "-o", "-", "--rejects", "/dev/stdout",
+                             cwd=tmp_path, stdout=sink, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and b"same file" in err
     assert run("convert", str(src), "-o", "/dev/null", "--rejects", "/dev/null").exit_code == 3
+    # Appended, as -o - is: what the shell wrote to the file before stays.
+    log = tmp_path / "app.log"
+    log.write_text("header\n")
+    with log.open("ab") as sink:
+        proc = ctmap_process("convert", str(src), "-o", "/dev/stdout", "--rejects", "r.ndjson",
+                             cwd=tmp_path, stdout=sink)
+        assert proc.wait(timeout=60) == 3
+    assert log.read_text().startswith("header\n{")
     # A link to this process's stdout is written in place, not renamed over.
-    link = tmp_path / "mystdout"
-    link.symlink_to("/proc/self/fd/1")
+    (tmp_path / "d").mkdir()
+    link = tmp_path / "d" / "mystdout"
+    link.symlink_to("../" * len(tmp_path.parts) + "proc/self/fd/1")  # relative, into /proc
     out = tmp_path / "all.ndjson"
     with out.open("wb") as sink:
         proc = ctmap_process("convert", str(src), "-o", str(link), "--rejects", "r.ndjson",

@@ -25,19 +25,20 @@ T = TypeVar("T")
 
 def written_in_place(name: str) -> bool:
     """Whether ``name`` is a file to write in place, never via ``.partial`` and a rename:
-    /dev/null, a named pipe, or /dev/stdout and the like (a link into /dev or /proc), even
-    when what it leads to is a regular file (stdout redirected to one)."""
+    /dev/null, a named pipe, or /dev/stdout and the like (a link into /proc/.../fd), even
+    when what it leads to is a regular file (stdout redirected to one). A regular file
+    reached without such a link (one on /dev/shm, say) is not."""
     if not os.path.exists(name):
         return False
     if not os.path.isfile(name):
         return True
     path = os.path.abspath(name)
     for _ in range(40):  # as deep as the kernel follows links
-        if path.startswith(("/dev/", "/proc/")):
-            return True
         if not os.path.islink(path):
             return False
-        path = os.path.join(os.path.dirname(path), os.readlink(path))
+        path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+        if path.startswith("/proc/"):
+            return True
     return False
 
 
@@ -57,7 +58,9 @@ class Output:
         if self.is_stdout:
             self.stream: IO[bytes] = sys.stdout.buffer
         elif self.is_special:
-            self.stream = open(name, "wb")  # noqa: SIM115 - closed by commit/abort
+            # Appending: /dev/stdout redirected to a file must not cut what the shell (or an
+            # earlier command of the same redirection) wrote there.
+            self.stream = open(name, "ab")  # noqa: SIM115 - closed by commit/abort
         else:
             directory = os.path.dirname(os.path.abspath(name))
             os.makedirs(directory, exist_ok=True)

@@ -201,7 +201,7 @@ def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
             micros = iso_micros(text)
         if micros is not None:
             result = micros // MICROS
-        elif len(text) <= _MAX_INT_DIGITS and _INTEGER.match(text):
+        elif len(text.lstrip("+-")) <= _MAX_INT_DIGITS and _INTEGER.match(text):
             result = _scale_int_to_seconds(int(text))
         elif _NUMERIC.match(text):
             value = float(text)
