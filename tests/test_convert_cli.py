@@ -533,3 +533,14 @@ def test_stdout_by_another_name_is_stdout(tmp_path: Path) -> None:
                              cwd=tmp_path, stdout=sink)
         assert proc.wait(timeout=60) == 3
     assert link.is_symlink() and len(read_lines(out)) == 1
+
+
+def test_a_closed_stdout_is_a_clear_error(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]])
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        f'"{sys.executable}" -c "from cli.main import main; main()" convert "{src}" -q >&-',
+        shell=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=False, stderr=subprocess.PIPE, timeout=60, check=False)
+    assert proc.returncode == 1
+    assert b"stdout is closed" in proc.stderr and b"Traceback" not in proc.stderr

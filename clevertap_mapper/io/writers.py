@@ -14,6 +14,7 @@ import shutil
 import sys
 from typing import IO, Final, Generic, TypeVar
 
+from clevertap_mapper.errors import ConfigError
 from clevertap_mapper.io.model import Rejection
 from clevertap_mapper.jsonutil import trimmed
 
@@ -56,6 +57,8 @@ class Output:
         self._file: IO[bytes] | None = None
         self._sendfile = True  # the stream is the file's own bytes, so the kernel may copy
         if self.is_stdout:
+            if sys.stdout is None:  # started with stdout closed (>&-)
+                raise ConfigError("stdout is closed, so '-' cannot be written; give -o FILE")
             self.stream: IO[bytes] = sys.stdout.buffer
         elif self.is_special:
             # Appending: /dev/stdout redirected to a file must not cut what the shell (or an
