@@ -717,6 +717,8 @@ class Overview:
         self._check = (self.checker.check if self.checker is not None
                        and self.checker.level != "off" else None)
         self._strict = self.checker is not None and self.checker.level == "strict"
+        # The checks the other mode runs with (explain_event compares with the same).
+        self._other_checker = other_checker(self.checker, self._other)
 
     @property
     def rejected_total(self) -> int:
@@ -740,9 +742,11 @@ class Overview:
         if code not in self.rejection_examples:
             self.rejection_examples[code] = (str(pos), message)
 
-    def _add_records(self, records: list[Record], pos: Position) -> None:
+    def _add_records(self, records: list[Record], pos: Position) -> bool:
+        """Count records as the checks let them go; whether the checks refused any."""
         kinds = self.records
         check = self._check
+        refused = False
         for record in records:
             if check is not None:
                 findings = check(record)
@@ -754,11 +758,13 @@ class Overview:
                             self.warnings[f.code] += 1
                     if errors:
                         self._reject(errors[0].code, pos, errors[0].message)
+                        refused = True
                         continue
             kind = record.get("type")
             kinds[kind if type(kind) is str else "(none)"] += 1
             if kind != "token" and record.get("ts") is None:
                 self.without_ts += 1
+        return refused
 
     def _add_event(self, item: SourceEvent) -> None:
         # The hot path of a dry run: every event of the input comes through here once.
@@ -786,39 +792,48 @@ class Overview:
                 fixes.append(d.fix)
             if d.source == "anonymousId" and d.field == "identity":
                 self.anonymous_identity[kind] += 1
+        refused = False  # this mode's checks refused a record
+        if error is not None:
+            self._reject(error.code, item.pos, error.message)
+        else:
+            assert records is not None
+            if (kind == "identify" and not self.config.object_id_mapping
+                    and usable(get(event, T.DEVICE_TOKEN))):
+                self.tokens_unsent += 1
+            refused = self._add_records(records, item.pos)
         if self.config.compat:
             default_trace = Trace(fixes_only=True)
             default, default_error = _outcome(event, self._other, default_trace)
             fixes = default_trace.fixes
             compat, compat_error = records, error
+            default_refused = default is not None and _refuses(self._other_checker, default)
+            compat_refused = refused
         else:
             default, default_error = records, error
-            if self.exact or error is not None:
+            if self.exact or error is not None or refused:
                 compat, compat_error = _outcome(event, self._other, None)
             else:
                 compat, compat_error = None, None
+            default_refused = refused
+            compat_refused = compat is not None and _refuses(self._other_checker, compat)
         if fixes or compat is not None or compat_error is not None:
-            self._count_fixes(fixes, default, default_error, compat, compat_error)
-        if error is not None:
-            self._reject(error.code, item.pos, error.message)
-            return
-        assert records is not None
-        if (kind == "identify" and not self.config.object_id_mapping
-                and usable(get(event, T.DEVICE_TOKEN))):
-            self.tokens_unsent += 1
-        self._add_records(records, item.pos)
+            self._count_fixes(fixes, default, default_error or default_refused, compat,
+                              compat_error or compat_refused)
 
     def _count_fixes(self, fixes: list[str], default: list[Record] | None,
-                     default_error: MappingError | None, compat: list[Record] | None,
-                     compat_error: MappingError | None) -> None:
-        """Count the fixes applied, and whether the default outcome differs from compat's."""
+                     default_error: MappingError | bool, compat: list[Record] | None,
+                     compat_error: MappingError | bool) -> None:
+        """Count the fixes applied, and whether the default outcome differs from compat's.
+
+        An error is the mode's MappingError, or True when its checks refused a record (as
+        ``explain_event`` compares them, each mode with the checks it runs with)."""
         for fix in fixes:
             self.fixes_applied[fix] += 1
-        if compat is None and compat_error is None:  # deduced: no run of compat mode
+        if compat is None and not compat_error:  # deduced: no run of compat mode
             differs = any(f in OUTPUT_FIXES for f in fixes)
-        elif default_error is not None or compat_error is not None:
-            differs = (default_error is None or compat_error is None
-                       or default_error.code != compat_error.code)
+        elif default_error or compat_error:
+            differs = (not default_error or not compat_error
+                       or _code(default_error) != _code(compat_error))
         else:
             differs = default != compat
         if differs:
@@ -910,6 +925,16 @@ class Overview:
             "shown": self.shown,
             "advice": self.advice(),
         }
+
+
+def _refuses(checker: Checker | None, records: list[Record]) -> bool:
+    """Whether ``checker`` refuses any of ``records`` (strict: one with an error finding)."""
+    return checker is not None and checker.level == "strict" and any(
+        f.severity == "error" for record in records for f in checker.check(record))
+
+
+def _code(outcome: MappingError | bool) -> str:
+    return outcome.code if isinstance(outcome, MappingError) else "(checks)"
 
 
 def _outcome(event: Any, config: MapperConfig,

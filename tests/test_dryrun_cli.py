@@ -356,3 +356,27 @@ def test_an_alias_compat_sends_and_d3_rejects_counts_under_d3(workdir: Path) -> 
         {"type": "alias", "previousId": "p9", "anonymousId": "a9"}])
     summary = json.loads(run("alias.ndjson", "--dry-run", "--json").output.splitlines()[-1])
     assert summary["summary"]["differs_by_fix"] == {"D3": 1}
+
+
+@pytest.mark.parametrize("mode", [[], ["--compat", "rudderstack"]], ids=["default", "compat"])
+def test_the_summary_counts_the_events_the_view_says_differ(mode: list[str]) -> None:
+    # Each event's flag and the closing count compare the two modes the same way: mapping,
+    # then each mode's own checks (the strict checks refuse records compat sends).
+    samples = Path(__file__).resolve().parent.parent / "samples" / "events.ndjson"
+    lines = [json.loads(line) for line in run(str(samples), "--dry-run", "--json", "--limit",
+                                              "100000", *mode).output.splitlines()]
+    events = [line for line in lines if "summary" not in line]
+    summary = lines[-1]["summary"]
+    flagged = sum(1 for e in events if e["differs_from_compat"])
+    assert summary["shown"] == len(events) and flagged == summary["differs_from_compat"] > 0
+
+
+def test_an_event_only_the_strict_checks_refuse_differs_from_compat(workdir: Path) -> None:
+    # No fix applies (the reference's own ts is used), but the default mode's strict checks
+    # refuse the phone, which compat (checks warn) sends.
+    write_events(workdir / "phone.ndjson", [
+        {"type": "identify", "userId": "u1", "traits": {"phone": "12345", "ts": 1700000000}}])
+    lines = [json.loads(line) for line in run("phone.ndjson", "--dry-run", "--json").output
+             .splitlines()]
+    assert lines[0]["differs_from_compat"] is True
+    assert lines[-1]["summary"]["differs_from_compat"] == 1
