@@ -44,7 +44,6 @@ Mode = Literal["default", "rudderstack"]
 # event without any identity is rejected in both modes.
 OUTPUT_FIXES: Final = frozenset({"D1", "D2", "D4", "D5", "D6"})
 
-TIME_FIELDS: Final = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
 _EVENT_KINDS: Final = frozenset({"track", "page", "screen"})
 _BOOKKEEPING: Final = frozenset({
     "messageId", "rudderId", "channel", "request_ip", "session_id", "sessionId", "event_id",
@@ -381,7 +380,7 @@ def _input_summary(event: Any, kind: str, decisions: list[Decision]) -> list[tup
             paths[source] = None
     paths.update(dict.fromkeys(p.text for p in (T.PROPERTIES_TS, T.TRAITS_TS,
                                                  T.CONTEXT_TRAITS_TS)))
-    paths.update(dict.fromkeys(TIME_FIELDS))
+    paths.update(dict.fromkeys(T.EVENT_TIME_FIELDS))
     out = []
     for p in paths:
         value = event.get(p, MISSING) if p in event else get(event, Path(p))
@@ -403,7 +402,7 @@ def _why_not_sent(path: str, kind: str, config: MapperConfig, decisions: list[De
         return "not sent: CleverTap records carry no device, library, page or campaign context"
     if top == "integrations":
         return "not sent: RudderStack's routing settings (read only for a device token's type)"
-    if top in TIME_FIELDS:
+    if top in T.EVENT_TIME_FIELDS:
         if config.compat:
             return ("not sent: the reference takes ts only from properties.ts or traits.ts "
                     "(ctmap's default mode uses the event's own time, fix D1)")
@@ -806,7 +805,8 @@ class Overview:
             default, default_error = _outcome(event, self._other, default_trace)
             fixes = default_trace.fixes
             compat, compat_error = records, error
-            default_refused = default is not None and _refuses(self._other_checker, default)
+            default_refused = default is not None and bool(
+                check_records(default, self._other_checker)[1])
             compat_refused = refused
         else:
             default, default_error = records, error
@@ -815,7 +815,8 @@ class Overview:
             else:
                 compat, compat_error = None, None
             default_refused = refused
-            compat_refused = compat is not None and _refuses(self._other_checker, compat)
+            compat_refused = compat is not None and bool(
+                check_records(compat, self._other_checker)[1])
         if fixes or compat is not None or compat_error is not None:
             self._count_fixes(fixes, default, default_error or default_refused, compat,
                               compat_error or compat_refused)
@@ -925,12 +926,6 @@ class Overview:
             "shown": self.shown,
             "advice": self.advice(),
         }
-
-
-def _refuses(checker: Checker | None, records: list[Record]) -> bool:
-    """Whether ``checker`` refuses any of ``records`` (strict: one with an error finding)."""
-    return checker is not None and checker.level == "strict" and any(
-        f.severity == "error" for record in records for f in checker.check(record))
 
 
 def _code(outcome: MappingError | bool) -> str:

@@ -386,8 +386,7 @@ def in_workers(work: Iterator[Unit], converter: ChunkConverter, workers: int,
     whole file counts as WAITING); otherwise this process converts it itself, meanwhile none
     of the others runs dry. So ``workers`` processes convert: on N cores, ``--workers N`` keeps
     N busy, not N plus a parent that mostly waits. At most ``WAITING * workers`` blocks are
-    held, so
-    memory does not grow with the input. If reading fails, what was read before is still
+    held, so memory does not grow with the input. If reading fails, what was read before is still
     converted and yielded, then the error raised.
     """
     pool = [_Worker(converter, spill_dir) for _ in range(workers - 1)]

@@ -347,7 +347,6 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
         "Content-Type": "application/json; charset=utf-8",
     }
     plan: list[dict[str, Any]] = []
-    bodies = 0
     sample: list[Any] | None = None
     sample_size = 0
     out = _Stdout()
@@ -366,7 +365,6 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
                 records = [records[i] for i in pending]
         if not records:
             continue
-        bodies += 1
         sizes.append(len(records))
         size = len(b'{"d":[]}') + sum(len(r) for r in records) + len(records) - 1
         kinds = Counter(str(loads(r).get("type")) for r in records)
@@ -380,7 +378,7 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
         else:
             out.write(f"body {entry['body']}: {plural(len(records), 'record')} "
                       f"({counts(dict(kinds))}), {size:,} bytes\n")
-    summary.bodies = bodies
+    summary.bodies = len(sizes)
     if as_json:
         click.echo(dumps({"url": url, "headers": headers, "bodies": plan,
                           "sample": {"d": sample or []}, "read": summary.as_dict(),
@@ -394,7 +392,7 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
     if not quiet:
         console.print(f"[bold]ctmap upload --dry-run[/]: {plural(summary.events, 'event')} "
                       f"read, {plural(sum(sizes), 'record')} in "
-                      f"{plural(bodies, 'body', 'bodies')} would be sent; nothing was sent "
+                      f"{plural(len(sizes), 'body', 'bodies')} would be sent; nothing was sent "
                       "or written")
         if checkpoint is not None:
             console.print(f"  {state}: {plural(done, 'body', 'bodies')} acknowledged by "

@@ -269,9 +269,6 @@ def _no_identity(what: str) -> MappingError:
 
 # ---------------------------------------------------------------------------- timestamps (s7)
 
-_EVENT_TIMES = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
-
-
 def _event_time(event: dict[str, Any]) -> tuple[int | None, str]:
     """Fix D1: the event's own time, as RudderStack's processor computes ``timestamp``."""
     # In whole microseconds: float seconds would floor an exact second, give or take the
@@ -340,7 +337,7 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
         trace.add("fix", "ts", "ts: not a usable time, not sent (the reference would send it)",
                   source=source, fix="D2", before=raw)
     elif trace is not None:
-        unusable = [k for k in _EVENT_TIMES if k in event]
+        unusable = [k for k in T.EVENT_TIME_FIELDS if k in event]
         if unusable:  # D1 found none it can read: CleverTap will stamp the upload time
             trace.add("warning", "ts", f"ts: {unusable[0]} is not an ISO-8601 time after "
                       "1970, so none is sent (CleverTap will use the upload time)",
