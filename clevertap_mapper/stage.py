@@ -31,7 +31,7 @@ from clevertap_mapper.jsonutil import (
     loads,
     loads_fast,
 )
-from clevertap_mapper.mapping.core import map_event
+from clevertap_mapper.mapping.core import map_or_reject
 
 Format = Literal["records", "batches"]
 Record = dict[str, Any]
@@ -118,10 +118,9 @@ class Stage:
         summary.events += 1
         kind = event_type(event)
         summary.by_type[kind] = summary.by_type.get(kind, 0) + 1
-        try:
-            records = map_event(event, self.config)
-        except MappingError as exc:
-            return [], [Rejection(_pos(pos), "map", exc.code, exc.message, event=event,
+        records = map_or_reject(event, self.config)
+        if isinstance(records, MappingError):
+            return [], [Rejection(_pos(pos), "map", records.code, records.message, event=event,
                                   event_json=event_json)]
         if self.checker is None:
             return records, []

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from clevertap_mapper import MapperConfig, MappingError, Trace, map_event
+from clevertap_mapper.mapping.core import map_or_reject
 
 DEFAULT = MapperConfig(track_anonymous=True)
 COMPAT = MapperConfig(track_anonymous=True, compat="rudderstack")
@@ -234,3 +235,22 @@ def test_mapping_never_changes_the_input_event() -> None:
         assert json.dumps(event) == snapshot
     assert map_event(event, COMPAT)[0]["evtData"]["Items"] == [{"id": 1152921504606847000}]
     assert map_event(event, DEFAULT)[0]["evtData"]["Items"] == [{"id": big}]
+
+
+@pytest.mark.parametrize("event, code", [
+    ({"type": "track", "event": "Played", "anonymousId": "a1"}, "anonymous_not_allowed"),
+    ([1, 2], "not_an_object"),
+    ({"type": 7}, "unsupported_type"),
+    (track(properties={"ts": "soon"}), "invalid_timestamp"),
+    (identify(userId=True), "invalid_identity"),
+], ids=["anonymous", "not-an-object", "type-not-a-string", "bad-ts", "bad-identity"])
+def test_map_or_reject_returns_the_error_map_event_raises(event: Any, code: str) -> None:
+    """The hot path's non-raising form gives the same verdict, early or deep in the mapping."""
+    config = MapperConfig()
+    with pytest.raises(MappingError) as raised:
+        map_event(event, config)
+    returned = map_or_reject(event, config)
+    assert isinstance(returned, MappingError)
+    assert (returned.code, returned.message) == (raised.value.code, raised.value.message) \
+        and returned.code == code
+    assert map_or_reject(track(), config) == map_event(track(), config)
