@@ -274,6 +274,23 @@ def test_d1_derives_the_event_time_from_the_clock_skew() -> None:
     assert d1.source == "receivedAt, sentAt, originalTimestamp"
 
 
+def test_d1_names_receivedat_when_the_client_sent_no_times() -> None:
+    e = explain_event({"type": "track", "userId": "u1", "event": "E",
+                       "receivedAt": "2021-03-04T05:06:07Z"}, DEFAULT)
+    d1 = _decision(e, "ts", "fix")
+    assert d1.source == "receivedAt" and d1.after == e.records[0]["ts"] == 1614834367
+
+
+def test_d1_warning_does_not_call_a_readable_time_unreadable() -> None:
+    # sentAt alone is the client's send time, not the event's: no ts, and the warning says
+    # which fields it looked at rather than that sentAt is not a time.
+    e = explain_event({"type": "track", "userId": "u1", "event": "E",
+                       "sentAt": "2021-03-04T05:06:07Z"}, DEFAULT)
+    assert "ts" not in e.records[0]
+    warning = _decision(e, "ts", "warning")
+    assert "sentAt is not" not in warning.rule and "no event time in sentAt" in warning.rule
+
+
 def test_same_output_in_both_modes_is_no_difference() -> None:
     e = explain_event(*CASES["track_ts_iso_same_in_both_modes"])
     assert e.fixes == [] and not e.differs_from_compat and e.differences == []

@@ -222,6 +222,19 @@ def test_legacy_batch_receivedat_reaches_events_without_one(tmp_path: Path) -> N
     assert [r["ts"] for r in records] == [TS, TS + 2, TS]
 
 
+def test_legacy_batch_events_sent_without_client_times_get_receivedat(tmp_path: Path) -> None:
+    """An HTTP API call need not carry originalTimestamp or sentAt; RudderStack's processor
+    counts the missing ones as receivedAt, so the event's time is when the server got it, not
+    the upload time CleverTap would stamp."""
+    bare = {"type": "track", "userId": "user-1", "messageId": "m7", "event": "Product Viewed"}
+    sent_only = {**bare, "sentAt": "2024-01-15T00:00:05.500Z"}
+    row = _legacy_row(8, [bare, sent_only], receivedAt=TIMES["receivedAt"])
+    records, _ = run([_write(tmp_path / "legacy.json.gz", [row], gz=True)])
+    # 00:00:04.5; then 04.5 - (05.5 - 04.5), the processor's formula with originalTimestamp
+    # counted as receivedAt
+    assert [r["ts"] for r in records] == [TS + 2, TS + 1]
+
+
 def test_gzip_is_sniffed_whatever_the_name(tmp_path: Path,
                                            plain: tuple[list[Record], list[Where]]) -> None:
     for name in ("events.ndjson.gz", "events.ndjson", "dump.bin"):

@@ -40,8 +40,14 @@ def one(event: dict[str, Any], config: MapperConfig = DEFAULT) -> dict[str, Any]
     # The skew cancels to a whole second: float seconds floored it to the one before.
     ({"receivedAt": "2021-03-10T12:00:00.712Z", "sentAt": "2021-03-10T02:18:12.456Z",
       "originalTimestamp": "2021-03-09T00:01:59.744Z"}, 1615283028),
+    # RudderStack's processor counts a missing sentAt or originalTimestamp as receivedAt.
+    ({"receivedAt": "2023-11-17T02:25:22.813Z"}, 1700187922),
+    ({"receivedAt": "2023-11-17T02:25:23.923Z", "sentAt": "2023-11-17T02:25:24.923Z"},
+     1700187922),
+    ({"receivedAt": "2023-11-17T02:25:23.923Z", "originalTimestamp": "2023-11-17T02:25:22.5Z"},
+     1700187922),
 ], ids=["timestamp", "receivedAt-skew", "originalTimestamp", "bad-timestamp-falls-back",
-        "skew-to-a-whole-second"])
+        "skew-to-a-whole-second", "receivedAt-only", "no-originalTimestamp", "no-sentAt"])
 def test_d1_event_time_when_the_reference_sends_none(fields: dict[str, Any], ts: int) -> None:
     assert one(track(**fields))["ts"] == ts
     assert "ts" not in one(track(**fields), COMPAT)

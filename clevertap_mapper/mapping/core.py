@@ -297,12 +297,23 @@ def _event_time(event: dict[str, Any]) -> tuple[int | None, str]:
     ts = event.get("timestamp")
     if type(ts) is str and (us := iso_micros(ts)) is not None:
         return us // MICROS, "timestamp"
-    times = [event.get(k) for k in ("receivedAt", "sentAt", "originalTimestamp")]
-    if all(type(t) is str for t in times):
-        received, sent, original = (iso_micros(t) for t in times)  # type: ignore[arg-type]
-        if received is not None and sent is not None and original is not None:
-            return ((received - (sent - original)) // MICROS,
-                    "receivedAt - (sentAt - originalTimestamp)")
+    received_text = event.get("receivedAt")
+    if type(received_text) is str and (received := iso_micros(received_text)) is not None:
+        # The processor counts a missing sentAt or originalTimestamp as receivedAt (an
+        # HTTP API call without them, a gateway backup stamped with the job's receivedAt).
+        sent_text, original_text = event.get("sentAt"), event.get("originalTimestamp")
+        sent = received if sent_text is None else (
+            iso_micros(sent_text) if type(sent_text) is str else None)
+        original = received if original_text is None else (
+            iso_micros(original_text) if type(original_text) is str else None)
+        if sent is not None and original is not None:
+            if sent_text is None:  # received - (received - original): the client's time
+                how = "receivedAt" if original_text is None else "originalTimestamp"
+            elif original_text is None:
+                how = "receivedAt - (sentAt - receivedAt)"
+            else:
+                how = "receivedAt - (sentAt - originalTimestamp)"
+            return (received - (sent - original)) // MICROS, how
     original_text = event.get("originalTimestamp")
     if type(original_text) is str and (us := iso_micros(original_text)) is not None:
         return us // MICROS, "originalTimestamp"
@@ -349,10 +360,11 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
     if secs is not None and secs > 0:
         record["ts"] = secs
         if trace is not None:
-            single = how in ("timestamp", "originalTimestamp")
+            single = how in ("timestamp", "originalTimestamp", "receivedAt")
+            used = "receivedAt, sentAt" + (", originalTimestamp" if "original" in how else "")
             trace.add("fix", "ts", f"ts <- {how} (the reference sends no usable ts, so CleverTap "
                       "would stamp the upload time)",
-                      source=how if single else "receivedAt, sentAt, originalTimestamp", fix="D1",
+                      source=how if single else used, fix="D1",
                       before=event[how] if single else None, after=secs)
     elif trace is not None and raw is not MISSING:
         trace.add("fix", "ts", "ts: not a usable time, not sent (the reference would send it)",
@@ -360,8 +372,9 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
     elif trace is not None:
         unusable = [k for k in T.EVENT_TIME_FIELDS if k in event]
         if unusable:  # D1 found none it can read: CleverTap will stamp the upload time
-            trace.add("warning", "ts", f"ts: {unusable[0]} is not an ISO-8601 time after "
-                      "1970, so none is sent (CleverTap will use the upload time)",
+            trace.add("warning", "ts", f"ts: no event time in {', '.join(unusable)} (read: "
+                      "timestamp, receivedAt or originalTimestamp, as an ISO-8601 time after "
+                      "1970), so none is sent (CleverTap will use the upload time)",
                       source=unusable[0], before=event[unusable[0]])
 
 
