@@ -406,8 +406,9 @@ def _why_not_sent(path: str, kind: str, config: MapperConfig, decisions: list[De
         if config.compat:
             return ("not sent: the reference takes ts only from properties.ts or traits.ts "
                     "(ctmap's default mode uses the event's own time, fix D1)")
-        ts_from = next((d.source for d in decisions if d.field == "ts" and d.source), None)
-        if ts_from:
+        ts_from = next((d.source for d in decisions if d.field == "ts" and d.source
+                        and d.kind in ("mapped", "fix")), None)
+        if ts_from and any("ts" in r for r in records):
             return f"not needed: ts came from {ts_from}"
         return "not sent: no CleverTap field (ts was not set)"
     if top == "traits" and kind in _EVENT_KINDS:

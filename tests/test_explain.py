@@ -291,6 +291,14 @@ def test_d1_warning_does_not_call_a_readable_time_unreadable() -> None:
     assert "sentAt is not" not in warning.rule and "no event time in sentAt" in warning.rule
 
 
+def test_unread_event_times_do_not_claim_a_ts_that_was_not_sent() -> None:
+    e = explain_event({"type": "track", "userId": "u1", "event": "E", "timestamp": "garbage",
+                       "sentAt": "2021-03-04T05:06:07Z"}, DEFAULT)
+    assert "ts" not in e.records[0]
+    (why,) = [d.why for d in e.dropped if "sentAt" in d.paths]
+    assert "ts came from" not in why and "ts was not set" in why
+
+
 def test_same_output_in_both_modes_is_no_difference() -> None:
     e = explain_event(*CASES["track_ts_iso_same_in_both_modes"])
     assert e.fixes == [] and not e.differs_from_compat and e.differences == []
