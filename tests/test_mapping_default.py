@@ -204,8 +204,14 @@ def test_d5_identity_of_more_than_1024_characters_is_rejected() -> None:
     ("642902400", "$D_642902400"),
     ("$D_642902400", "$D_642902400"),
     ("19900517", "$D_642902400"),  # ISO's basic date, not seconds of 1970
+    # Born 1972-05-01 and 1967-03-01, in ms: under 1e11 from 1970, yet no birthday is in 4299
+    (73526400000, "$D_73526400"),
+    (-89424000000, "$D_-89424000"),
+    ("73526400000", "$D_73526400"),
+    (73526400000000, "$D_73526400"),
+    (73526400, "$D_73526400"),  # the same birthday in seconds
 ], ids=["date", "datetime", "before-1970", "epoch", "epoch-ms", "epoch-string", "already-D",
-        "basic-date"])
+        "basic-date", "ms-1972", "ms-1967", "ms-string-1972", "us-1972", "seconds-1972"])
 def test_d6_dob_becomes_a_clevertap_date(birthday: Any, dob: str) -> None:
     assert one(identify(traits={"birthday": birthday}))["profileData"]["DOB"] == dob
     assert one(identify(traits={"birthday": birthday}), COMPAT)["profileData"]["DOB"] \

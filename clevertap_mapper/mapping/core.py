@@ -39,7 +39,13 @@ from clevertap_mapper.mapping.paths import (
     own_items,
     set_path,
 )
-from clevertap_mapper.mapping.timestamps import MICROS, epoch_seconds, iso_micros, reference_ts
+from clevertap_mapper.mapping.timestamps import (
+    BIRTHDAY_MAX_SECONDS,
+    MICROS,
+    epoch_seconds,
+    iso_micros,
+    reference_ts,
+)
 
 if TYPE_CHECKING:
     from clevertap_mapper.config import MapperConfig
@@ -532,7 +538,8 @@ def _dob(profile: Record, trace: Trace | None) -> None:
     value = profile["DOB"]
     if type(value) is str and value.startswith("$D_"):
         return
-    secs = None if type(value) is bool else epoch_seconds(value, allow_negative=True)
+    secs = None if type(value) is bool else epoch_seconds(
+        value, allow_negative=True, max_seconds=BIRTHDAY_MAX_SECONDS)
     if secs is None:
         del profile["DOB"]
         if trace is not None:

@@ -21,6 +21,10 @@ from clevertap_mapper.mapping.js import to_number, to_string, truthy
 
 _MS_THRESHOLD: Final = 1e11  # 1e11 s is the year 5138: anything larger is ms, us or ns.
 _MS_THRESHOLD_INT: Final = 10**11
+# A birthday in seconds is before 2100 (4102444800 is 2100-01-01): a larger number is ms, us
+# or ns. The event-time threshold would read the ms of a birthday from late 1966 to early
+# 1973 (under 1e11 ms from 1970) as seconds, centuries ahead.
+BIRTHDAY_MAX_SECONDS: Final = 4_102_444_800
 # Digits of the longest integer text read exactly; a longer one is read as a float (which is
 # infinite from 309 digits: not a time), as int() refuses texts of over 4300 digits.
 _MAX_INT_DIGITS: Final = 30
@@ -137,16 +141,16 @@ def reference_ts(raw: Any) -> Any:
     return raw
 
 
-def _scale_to_seconds(x: float) -> float:
-    while abs(x) >= _MS_THRESHOLD:
+def _scale_to_seconds(x: float, limit: int) -> float:
+    while abs(x) >= limit:
         x /= 1000
     return x
 
 
-def _scale_int_to_seconds(x: int) -> int:
+def _scale_int_to_seconds(x: int, limit: int) -> int:
     """``_scale_to_seconds`` floored, exactly (a ns epoch is past a double's 2**53)."""
     divisor = 1
-    while abs(x) >= _MS_THRESHOLD_INT * divisor:
+    while abs(x) >= limit * divisor:
         divisor *= 1000
     return x // divisor  # floored once, as the float rule floors the scaled value
 
@@ -172,22 +176,24 @@ def iso_micros(text: str) -> int | None:
     return (dt - (_EPOCH if dt.tzinfo is None else _EPOCH_UTC)) // _MICROSECOND
 
 
-def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
+def epoch_seconds(raw: Any, *, allow_negative: bool = False,
+                  max_seconds: int = _MS_THRESHOLD_INT) -> int | None:
     """ctmap's ``ts`` rule (fix D2): integer epoch seconds, or None when ``raw`` is not a time.
 
     Numbers and numeric strings are seconds, floored; values of 1e11 and more are divided by
-    1000 until below (so ms, us and ns epochs work; integers exactly). ISO-8601 strings with
+    1000 until below (so ms, us and ns epochs work; integers exactly); ``max_seconds``
+    lowers that bound (birthdays: BIRTHDAY_MAX_SECONDS). ISO-8601 strings with
     an offset are exact; without one, or date-only (also ``20210310``), they are UTC.
     Booleans, objects, garbage and values <= 0 (unless ``allow_negative``, for birthdays) are
     refused.
     """
     t = type(raw)
     if t is int:
-        result = _scale_int_to_seconds(raw)
+        result = _scale_int_to_seconds(raw, max_seconds)
     elif t is float:
         if not math.isfinite(raw):
             return None
-        result = math.floor(_scale_to_seconds(raw))
+        result = math.floor(_scale_to_seconds(raw, max_seconds))
     elif t is str:
         text = raw.strip()
         micros = None
@@ -202,12 +208,12 @@ def epoch_seconds(raw: Any, *, allow_negative: bool = False) -> int | None:
         if micros is not None:
             result = micros // MICROS
         elif len(text.lstrip("+-")) <= _MAX_INT_DIGITS and _INTEGER.match(text):
-            result = _scale_int_to_seconds(int(text))
+            result = _scale_int_to_seconds(int(text), max_seconds)
         elif _NUMERIC.match(text):
             value = float(text)
             if not math.isfinite(value):
                 return None
-            result = math.floor(_scale_to_seconds(value))
+            result = math.floor(_scale_to_seconds(value, max_seconds))
         else:
             micros = iso_micros(text) if text[:4].isdigit() else None
             if micros is None:
