@@ -179,6 +179,20 @@ def test_d5_integer_ids_past_2_to_the_53_stay_exact() -> None:
     assert one({"type": "track", "event": "E", "anonymousId": 7}, oid)["objectId"] == "7"
 
 
+def test_integers_past_2_to_the_53_stay_exact_inside_stringified_values() -> None:
+    # A 64-bit id nested in an object keeps its digits, as it does at the top level; only the
+    # reference (compat) writes the double JS holds.
+    big = 1234567890123456789
+    props = {"order": {"id": big, "n": 1.0}, "ids": [big], "top": big}
+    data = one(track(properties=props))["evtData"]
+    assert data == {"order": '{"id":1234567890123456789,"n":1}', "ids": "[1234567890123456789]",
+                    "top": big}
+    assert one(identify(traits={"acct": {"id": big}}))["profileData"]["acct"] \
+        == '{"id":1234567890123456789}'
+    compat = one(track(properties=props), COMPAT)["evtData"]
+    assert compat["order"] == '{"id":1234567890123456800,"n":1}'
+
+
 @pytest.mark.parametrize("bad", [True, {"id": 1}, ["u1"]], ids=["bool", "object", "array"])
 def test_d5_ids_that_are_not_text_are_rejected(bad: Any) -> None:
     with pytest.raises(MappingError) as info:

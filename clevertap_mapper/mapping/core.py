@@ -203,8 +203,13 @@ def _extract_custom(event: Any, payload: Record, roots: tuple[Path, ...],
                               "JavaScript name, not copied")
 
 
-def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str) -> Record:
-    """convertObjectAndArrayToString: nested values become JSON text, except Items (spec s6)."""
+def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str,
+               exact_ints: bool) -> Record:
+    """convertObjectAndArrayToString: nested values become JSON text, except Items (spec s6).
+
+    ``exact_ints`` (the default mode): an integer past 2**53 keeps its digits in the text, as
+    it does outside one; the reference writes the double JS holds.
+    """
     if not truthy(payload):
         return {}
     out: Record = dict(payload) if type(payload) is dict else dict(own_items(payload))
@@ -214,7 +219,7 @@ def _stringify(payload: Any, evt_name: Any, trace: Trace | None, prefix: str) ->
         if (tv is dict or tv is list) and k not in T.UNSTRINGIFIED_KEYS:
             if tv is list and k == "Items" and charged:
                 continue  # stringified and parsed straight back (s6 step 3): the same list
-            out[k] = json_stringify(v)
+            out[k] = json_stringify(v, exact_ints)
             if trace is not None and not (k == "Items" and charged):
                 trace.add("changed", f"{prefix}{k}", f"{prefix}{k}: stringified, CleverTap "
                           "allows no nested values here", before=v, after=out[k])
@@ -472,7 +477,7 @@ def _identify(event: dict[str, Any], config: MapperConfig, trace: Trace | None) 
                           source=f"{first_path.text}, {last_path.text}")
 
     _extract_custom(event, profile, T.TRAIT_ROOTS, T.IDENTIFY_EXCLUDED, trace, "")
-    profile = _stringify(profile, None, trace, "")
+    profile = _stringify(profile, None, trace, "", not config.compat)
 
     overrides = get(event, T.TRAITS_OVERRIDES)
     where = "traits.overrideFields"
@@ -692,7 +697,8 @@ def _event(event: dict[str, Any], kind: str, uid: Any, uid_path: Path | None,
     record["type"] = "event"  # s10.3
     data = record["evtData"]
     if truthy(data):
-        record["evtData"] = _stringify(data, record["evtName"], trace, "evtData.")
+        record["evtData"] = _stringify(data, record["evtName"], trace, "evtData.",
+                                       not config.compat)
     raw_ts = record.pop("_ts")
     if raw_ts is None:
         raw_ts = MISSING

@@ -238,7 +238,7 @@ def _needs_js_encoder(v: Any) -> bool:
     return False
 
 
-def _js_json_slow(v: Any) -> str:
+def _js_json_slow(v: Any, exact_ints: bool) -> str:
     t = type(v)
     if t is dict:
         parts = []
@@ -246,13 +246,16 @@ def _js_json_slow(v: Any) -> str:
             x = v[k]
             if x is MISSING:
                 continue
-            parts.append(orjson.dumps(k).decode() + ":" + _js_json_slow(x))
+            parts.append(orjson.dumps(k).decode() + ":" + _js_json_slow(x, exact_ints))
         return "{" + ",".join(parts) + "}"
     if t is list:
-        return "[" + ",".join("null" if x is MISSING else _js_json_slow(x) for x in v) + "]"
+        return "[" + ",".join("null" if x is MISSING else _js_json_slow(x, exact_ints)
+                              for x in v) + "]"
     if t is float or t is int:
         if t is float and (v != v or math.isinf(v)):
             return "null"
+        if t is int and exact_ints:
+            return str(v)
         return number_to_string(v)
     return orjson.dumps(v).decode()
 
@@ -266,10 +269,13 @@ def _array_needs_js_encoder(items: list[Any]) -> bool:
     return any(_needs_js_encoder(x) for x in items)
 
 
-def json_stringify(v: Any) -> str:
-    """JS ``JSON.stringify(v)``: compact, non-ASCII kept, JS number and key order."""
+def json_stringify(v: Any, exact_ints: bool = False) -> str:
+    """JS ``JSON.stringify(v)``: compact, non-ASCII kept, JS number and key order.
+
+    ``exact_ints``: integers past 2**53 are written as they are, not as the double JS holds.
+    """
     if _needs_js_encoder(v):
-        return _js_json_slow(v)
+        return _js_json_slow(v, exact_ints)
     return orjson.dumps(v).decode()
 
 
