@@ -125,6 +125,16 @@ def test_d2_explicit_ts_that_is_not_a_time_rejects(raw: Any) -> None:
     assert info.value.code == "invalid_timestamp"
 
 
+@pytest.mark.parametrize("raw", ["1969-07-20T20:17:40Z", -14182940, "1960-02-29"],
+                         ids=["iso", "seconds", "date"])
+def test_d2_ts_before_1970_is_rejected_as_too_early_not_as_unreadable(raw: Any) -> None:
+    with pytest.raises(MappingError) as info:
+        map_event(track(properties={"ts": raw}), DEFAULT)
+    assert info.value.code == "invalid_timestamp"
+    assert "not after 1970-01-01" in info.value.message
+    assert "not a time" not in info.value.message
+
+
 def test_d2_empty_ts_counts_as_absent() -> None:
     event = track(properties={"ts": ""}, timestamp="2020-01-01T00:00:00Z")
     assert one(event)["ts"] == 1577836800

@@ -354,6 +354,10 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
             if trace is not None:
                 trace.add("rejected", "ts", "ts: not a time, rejected (the reference would "
                           "send it)", source=source, fix="D2", before=raw)
+            if epoch_seconds(raw, allow_negative=True) is not None:  # a time, but too early
+                raise MappingError("invalid_timestamp", f"{source} is {raw!r}, which is not "
+                                   "after 1970-01-01; CleverTap takes only later times: send "
+                                   "the event's real time")
             raise MappingError("invalid_timestamp", f"{source} is {raw!r}, which is not a time; "
                                "use epoch seconds or an ISO-8601 date-time")
         record["ts"] = secs
