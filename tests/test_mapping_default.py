@@ -234,8 +234,12 @@ def test_d5_identity_of_more_than_1024_characters_is_rejected() -> None:
     ("73526400000", "$D_73526400"),
     (73526400000000, "$D_73526400"),
     (73526400, "$D_73526400"),  # the same birthday in seconds
+    ("1990", "$D_631152000"),  # a year alone: 1 January, not 1990 seconds into 1970
+    (" 1965 ", "$D_-157766400"),
+    (1990, "$D_1990"),  # a number is epoch seconds, whatever its size
 ], ids=["date", "datetime", "before-1970", "epoch", "epoch-ms", "epoch-string", "already-D",
-        "basic-date", "ms-1972", "ms-1967", "ms-string-1972", "us-1972", "seconds-1972"])
+        "basic-date", "ms-1972", "ms-1967", "ms-string-1972", "us-1972", "seconds-1972",
+        "year", "year-before-1970", "number-1990"])
 def test_d6_dob_becomes_a_clevertap_date(birthday: Any, dob: str) -> None:
     assert one(identify(traits={"birthday": birthday}))["profileData"]["DOB"] == dob
     assert one(identify(traits={"birthday": birthday}), COMPAT)["profileData"]["DOB"] \

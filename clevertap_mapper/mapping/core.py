@@ -547,8 +547,14 @@ def _dob(profile: Record, trace: Trace | None) -> None:
     value = profile["DOB"]
     if type(value) is str and value.startswith("$D_"):
         return
+    when = value
+    if type(value) is str and len(year := value.strip()) == 4 and year.isascii() \
+            and year.isdigit():
+        # A year alone ("1990", ISO 8601's reduced precision) is 1 January of it, as JS reads
+        # it: as a numeric string it would be 1990 seconds, a birthday in 1970.
+        when = f"{year}-01-01"
     secs = None if type(value) is bool else epoch_seconds(
-        value, allow_negative=True, max_seconds=BIRTHDAY_MAX_SECONDS)
+        when, allow_negative=True, max_seconds=BIRTHDAY_MAX_SECONDS)
     if secs is None:
         del profile["DOB"]
         if trace is not None:
