@@ -4,11 +4,16 @@ line is a rejection with its line number, and the good lines convert."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
 
+from clevertap_mapper import compiled
+from clevertap_mapper.io.readers import read_blocks
 from cli.main import ctmap
 from tests.conftest import SAMPLES
 
@@ -95,3 +100,36 @@ def test_a_byte_order_mark_inside_the_stream_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 3
     reject = json.loads(rej.read_text("utf-8"))
     assert reject["line"] == 2 and "byte order mark" in reject["message"]
+
+
+class _Read(bytes):
+    """A read of stdin that notes how many bytes of earlier reads are copied in front of it
+    (``earlier + read``: what building a line read by read with ``+`` costs)."""
+
+    copied: ClassVar[list[int]] = []
+
+    def __radd__(self, earlier: bytes) -> bytes:
+        self.copied.append(len(earlier))
+        return bytes(earlier) + bytes(self)
+
+
+class _Pipe:
+    def __init__(self, reads: list[bytes]) -> None:
+        self._reads = iter(reads)
+
+    def read1(self, size: int) -> bytes:
+        return next(self._reads, b"")
+
+
+@pytest.mark.skipif(compiled(), reason="counts Python's + on bytes, which compiled code skips")
+def test_a_line_longer_than_many_reads_is_copied_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pipe hands a 2 MB line over in 64 KB reads. Joining it read by read copied all that
+    # came before each read again: quadratic, minutes for a line of a few hundred MB.
+    event = json.dumps({"type": "track", "userId": "u", "event": "E",
+                        "properties": {"big": "x" * 2_000_000}}).encode() + b"\n"
+    reads = [_Read(event[i:i + 65536]) for i in range(0, len(event), 65536)]
+    _Read.copied = []
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(buffer=_Pipe(list(reads))))
+    blocks = list(read_blocks("-"))
+    assert [(b.first, b.data) for b in blocks] == [(1, event)]
+    assert sum(_Read.copied) < len(event)

@@ -190,6 +190,7 @@ def read_blocks(name: str) -> Iterator[Block]:
     lineno = 1
     offset = 0
     partial = b""
+    longer: list[bytes] = []  # reads of a line longer than a read, joined once it ends
     first = True
     try:
         for chunk in _decoded_chunks(name):
@@ -206,8 +207,14 @@ def read_blocks(name: str) -> Iterator[Block]:
                     offset = len(BOM)
             cut = data.rfind(b"\n")
             if cut < 0:
-                partial += data
+                # Not ``partial += data``, which copies the line so far again on every read:
+                # minutes for a line of a few hundred MB from a pipe (a JSON array exported
+                # on one line, say).
+                longer.append(data)
                 continue
+            if longer:
+                partial = b"".join((partial, *longer))
+                longer = []
             if partial or cut + 1 < len(data):
                 # One copy: the line carried from the last read and this read's whole lines.
                 block = b"".join((partial, memoryview(data)[:cut + 1]))
@@ -218,6 +225,8 @@ def read_blocks(name: str) -> Iterator[Block]:
             yield numbered
             lineno += numbered.line_count()
             offset += len(block)
+        if longer:
+            partial = b"".join((partial, *longer))
         if partial:
             yield Block(lineno, partial, offset)
     except TruncatedInput as exc:
