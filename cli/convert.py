@@ -90,13 +90,14 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
                                   fmt=out_format,
                                   checker=settings.checker, progress=hook, workers=workers)
     except (CtmapError, KeyboardInterrupt) as exc:
-        # Keep what was done, under a name that cannot be mistaken for a finished output.
-        partial = out.abort()
-        rejects_writer.commit()
-        if partial:
+        # Keep what was done, under names that cannot be mistaken for finished outputs: the
+        # rejects too, which hold only the rejections of the part converted.
+        left = [name for name in (out.abort(), rejects_writer.abort()) if name]
+        if left:
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the error"
-            console.print(f"ctmap: {partial} holds what was converted before {why}; it was "
-                          "not renamed to the output name", style="yellow")
+            held, it = (("hold", "they were") if len(left) > 1 else ("holds", "it was"))
+            console.print(f"ctmap: {' and '.join(left)} {held} what was written before "
+                          f"{why}; {it} not renamed to the output name", style="yellow")
         raise
     out.commit()
     rejects_writer.commit()

@@ -544,3 +544,18 @@ def test_a_closed_stdout_is_a_clear_error(tmp_path: Path) -> None:
         capture_output=False, stderr=subprocess.PIPE, timeout=60, check=False)
     assert proc.returncode == 1
     assert b"stdout is closed" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def test_an_unfinished_run_leaves_its_rejects_partial_too(tmp_path: Path) -> None:
+    # The rejections of the part converted before the damage are not the run's rejects file:
+    # like the records, they stay under .partial (a rerun writes the real one).
+    data = gzip.compress(b"".join(json.dumps(e).encode() + b"\n" for e in EVENTS * 2000))
+    src = tmp_path / "cut.ndjson.gz"
+    src.write_bytes(data[: len(data) // 2])
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects))
+    assert result.exit_code == 1
+    assert not out.exists() and not rejects.exists()
+    kept = read_lines(tmp_path / "r.ndjson.partial")
+    assert kept and {r["code"] for r in kept} == {"anonymous_not_allowed"}
+    assert "r.ndjson.partial" in result.stderr and "o.ndjson.partial" in result.stderr
