@@ -87,6 +87,7 @@ class Mapped:
 
 
 NO_TYPE = "(none)"
+UNREADABLE = "(unreadable)"  # a line (or batch item) the reader rejected
 
 
 def event_type(event: Any) -> str:
@@ -128,13 +129,16 @@ class Stage:
 
     def item(self, item: Item) -> tuple[list[Record], list[Rejection]]:
         """What one read item gives: an event mapped and checked, records checked, or the
-        reader's own rejection (which counts as an event read)."""
+        reader's own rejection (which counts as an event read, of type ``(unreadable)`` as in
+        the dry run, so that the types add up to the events)."""
         if type(item) is SourceEvent:
             return self.event(item.event, item.pos)
         if type(item) is SourceRecords:
             return self.records(item.records, item.pos)
         assert isinstance(item, Rejection)
         self.summary.events += 1
+        by_type = self.summary.by_type
+        by_type[UNREADABLE] = by_type.get(UNREADABLE, 0) + 1
         return [], [item]
 
     def records(self, records: list[Record], pos: Position,

@@ -559,3 +559,11 @@ def test_an_unfinished_run_leaves_its_rejects_partial_too(tmp_path: Path) -> Non
     kept = read_lines(tmp_path / "r.ndjson.partial")
     assert kept and {r["code"] for r in kept} == {"anonymous_not_allowed"}
     assert "r.ndjson.partial" in result.stderr and "o.ndjson.partial" in result.stderr
+
+
+def test_the_summary_counts_unreadable_lines_by_type_too(tmp_path: Path) -> None:
+    src = tmp_path / "e.ndjson"
+    src.write_bytes(json.dumps(EVENTS[1]).encode() + b"\nnot json\n[1]\n")
+    result = run("convert", str(src), "-o", str(tmp_path / "o.ndjson"))
+    assert "3 events read" in result.stderr
+    assert "by type:  (unreadable) 2, track 1" in result.stderr

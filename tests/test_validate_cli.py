@@ -91,6 +91,8 @@ def test_json_summary(tmp_path: Path) -> None:
     code, doc = as_json(path)
     assert code == 3 and doc["exit_code"] == 3 and doc["ok"] is False
     assert doc["events"] == 6  # every line counts, the unreadable one too
+    # ... under a type of its own, as in the dry run, so that the types add up to the events
+    assert doc["events_by_type"] == {"track": 4, "identify": 1, "(unreadable)": 1}
     assert doc["records"] == 2 and doc["upload_requests"] == 1
     assert doc["rejected"] == 4
     assert doc["rejected_by_stage"] == {"read": 1, "map": 1, "check": 2}
