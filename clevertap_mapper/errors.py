@@ -18,7 +18,7 @@ class ConfigError(CtmapError):
 
 
 class InputError(CtmapError):
-    """An input file as a whole cannot be read (missing, unreadable, corrupt gzip)."""
+    """An input file as a whole cannot be read (missing, unreadable, corrupt gzip, UTF-16)."""
 
     def __init__(self, message: str, *, source: str, line: int | None = None) -> None:
         super().__init__(message)

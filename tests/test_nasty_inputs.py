@@ -133,3 +133,20 @@ def test_a_line_longer_than_many_reads_is_copied_once(monkeypatch: pytest.Monkey
     blocks = list(read_blocks("-"))
     assert [(b.first, b.data) for b in blocks] == [(1, event)]
     assert sum(_Read.copied) < len(event)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_file_is_one_clear_error_naming_the_fix(tmp_path: Path, encoding: str) -> None:
+    # PowerShell's `>` writes UTF-16 with a byte order mark: every line was rejected as not
+    # UTF-8 or not JSON, numbered wrongly (its newlines are two bytes), with "fix the line".
+    text = "\r\n".join(json.dumps({"type": "track", "userId": "u", "event": f"E{i}"})
+                       for i in range(3)) + "\r\n"
+    src = tmp_path / "ps.ndjson"
+    data = text.encode(encoding)
+    src.write_bytes(data if data.startswith((b"\xff\xfe", b"\xfe\xff")) else b"\xfe\xff" + data)
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    result = CliRunner().invoke(ctmap, ["convert", str(src), "-o", str(out), "--rejects",
+                                        str(rejects)])
+    assert result.exit_code == 1
+    assert f"{src}: the input is UTF-16 text" in result.stderr and "iconv" in result.stderr
+    assert not (tmp_path / "r.ndjson.partial").read_bytes()

@@ -26,6 +26,7 @@ from clevertap_mapper.jsonutil import LongNumberScan, first_out_of_range, loads,
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 BOM: Final = b"\xef\xbb\xbf"
+UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")  # little-, big-endian
 STDIN: Final = "-"
 RECORD_TYPES: Final = frozenset({"event", "profile", "token"})
 _FIX_HINT: Final = "fix the line, or leave it in the rejects file"
@@ -205,6 +206,12 @@ def read_blocks(name: str) -> Iterator[Block]:
                 if data.startswith(BOM):
                     data = data[len(BOM):]
                     offset = len(BOM)
+                elif data.startswith(UTF16_BOMS):  # every line would be rejected, misnumbered
+                    raise InputError(
+                        f"{source_name(name)}: the input is UTF-16 text (it starts with a UTF-16 "
+                        "byte order mark, as PowerShell's > writes), not UTF-8. Convert it to "
+                        "UTF-8 (iconv -f UTF-16 -t UTF-8) and read that instead",
+                        source=source_name(name), line=1)
             cut = data.rfind(b"\n")
             if cut < 0:
                 # Not ``partial += data``, which copies the line so far again on every read:
