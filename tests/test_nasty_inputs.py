@@ -150,3 +150,11 @@ def test_a_utf16_file_is_one_clear_error_naming_the_fix(tmp_path: Path, encoding
     assert result.exit_code == 1
     assert f"{src}: the input is UTF-16 text" in result.stderr and "iconv" in result.stderr
     assert not (tmp_path / "r.ndjson.partial").read_bytes()
+
+
+def test_a_truncated_gzip_on_stdin_is_named_stdin(tmp_path: Path) -> None:
+    # Named as positions and the rejects file name it, not as "-".
+    result = CliRunner().invoke(ctmap, ["convert", "-", "-o", str(tmp_path / "o.ndjson")],
+                                input=(NASTY / "truncated.json.gz").read_bytes())
+    assert result.exit_code == 1
+    assert "ctmap: error: <stdin>: the gzip data is truncated" in result.stderr

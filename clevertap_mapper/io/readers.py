@@ -239,11 +239,13 @@ def read_blocks(name: str) -> Iterator[Block]:
     except TruncatedInput as exc:
         where = (f"truncated or corrupt after line {lineno - 1} ({exc}); the lines before it "
                  "were read" if lineno > 1 else f"corrupt from its start ({exc})")
-        raise InputError(f"{name}: the gzip data is {where}. Re-copy or re-download the file",
-                         source=name, line=lineno) from None
+        source = source_name(name)
+        raise InputError(f"{source}: the gzip data is {where}. Re-copy or re-download the "
+                         "file", source=source, line=lineno) from None
     except OSError as exc:
-        raise InputError(f"{name}: read error after line {lineno - 1} ({exc})", source=name,
-                         line=lineno) from None
+        source = source_name(name)
+        raise InputError(f"{source}: read error after line {lineno - 1} ({exc})",
+                         source=source, line=lineno) from None
 
 
 def split_lines(block: bytes) -> list[bytes]:
