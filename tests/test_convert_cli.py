@@ -18,6 +18,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from clevertap_mapper.io.readers import expand_inputs
 from clevertap_mapper.io.writers import written_in_place
 from cli.main import ctmap
 
@@ -459,6 +460,24 @@ def test_linked_directories_are_read_once(tmp_path: Path) -> None:
     result = run("convert", str(data), "-o", str(out))
     assert result.exit_code == 0, result.output
     assert len(read_lines(out)) == 3
+
+
+def test_a_file_met_twice_is_read_once_under_its_first_name(tmp_path: Path) -> None:
+    """A 'latest' link beside the file it names, a hard link, or the file named again: its
+    events go once, not once per name."""
+    data = tmp_path / "dump"
+    data.mkdir()
+    write_ndjson(data / "events.ndjson", [EVENTS[1]] * 2)
+    write_ndjson(data / "other.ndjson", [EVENTS[1]])
+    (data / "latest.ndjson").symlink_to("events.ndjson")
+    os.link(data / "other.ndjson", data / "other-copy.ndjson")
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    result = run("convert", str(data), str(data / "events.ndjson"), "-o", str(out),
+                 "--rejects", str(rejects))
+    assert result.exit_code == 0, result.output
+    assert len(read_lines(out)) == 3
+    assert expand_inputs([str(data), str(data / "events.ndjson")]) == [
+        str(data / "events.ndjson"), str(data / "other-copy.ndjson")]
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -9,6 +9,7 @@ file that cannot be read at all (missing, corrupt gzip) stops the run, with Inpu
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -44,7 +45,9 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
 
     Inside a directory, hidden files and ``*.partial`` files (ctmap's outputs while they are
     being written, or left by a run that did not finish) are skipped. Linked directories are
-    read too, each directory once (a link back up does not loop).
+    read too, each directory once (a link back up does not loop). A regular file met again
+    (through a link, another hard link, or named twice) is read once, under its first name:
+    its events would otherwise go twice.
     """
     out: list[str] = []
     for name in inputs:
@@ -63,7 +66,26 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
             out.extend(sorted(found))
         else:
             out.append(name)
-    return out
+    return _once_each(out)
+
+
+def _once_each(names: list[str]) -> list[str]:
+    """``names`` without a second name of a regular file already listed (same device and
+    inode). Names that cannot be looked at stay, for the reader to report."""
+    kept: list[str] = []
+    files: set[tuple[int, int]] = set()
+    for name in names:
+        if name != STDIN:
+            try:
+                st = os.stat(name)
+            except OSError:
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode):
+                if (st.st_dev, st.st_ino) in files:
+                    continue
+                files.add((st.st_dev, st.st_ino))
+        kept.append(name)
+    return kept
 
 
 READ_BYTES: Final = 1 << 20  # one read of a file; also the most one gzip inflate step yields
