@@ -7,6 +7,7 @@ import os
 import click
 
 from clevertap_mapper.errors import CtmapError
+from clevertap_mapper.io.readers import require_inputs
 from clevertap_mapper.io.writers import Output, RejectsWriter, written_in_place
 from clevertap_mapper.pipeline import Format, run_convert
 from cli.exit_codes import ExitCode
@@ -82,6 +83,7 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
     out_format: Format = pick(ctx, "fmt", settings.file, "format")
     rejects_name = rejects or default_rejects_path(output)
     refuse_overlaps(inputs, [("-o", output), ("--rejects", rejects_name)])
+    require_inputs(inputs)
     out = Output(output)
     rejects_writer = RejectsWriter(rejects_name)
     try:

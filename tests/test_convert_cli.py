@@ -167,11 +167,26 @@ def test_dry_run_options_without_dry_run_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "o.ndjson").exists()
 
 
-def test_missing_input_is_a_clear_error(tmp_path: Path) -> None:
-    result = run("convert", str(tmp_path / "nope.ndjson"), "-o", str(tmp_path / "o.ndjson"))
+def test_missing_input_is_a_clear_error_before_any_output(tmp_path: Path) -> None:
+    good = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]])
+    result = run("convert", str(good), str(tmp_path / "nope.ndjson"),
+                 "-o", str(tmp_path / "o.ndjson"))
     assert result.exit_code == 1
     assert "nope.ndjson: no such file" in result.stderr
     assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.ndjson"]  # no .partial left
+
+
+def test_a_dangling_link_in_an_input_directory_is_named_as_one(tmp_path: Path) -> None:
+    data = tmp_path / "dump"
+    data.mkdir()
+    write_ndjson(data / "a.ndjson", [EVENTS[1]])
+    (data / "b.ndjson").symlink_to(tmp_path / "gone.ndjson")
+    result = run("convert", str(data), "-o", str(tmp_path / "o.ndjson"))
+    assert result.exit_code == 1
+    assert f"b.ndjson: a link to {tmp_path / 'gone.ndjson'}, which does not exist" \
+        in result.stderr
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def truncated_gzip(path: Path, lines: int = 5000) -> Path:

@@ -88,6 +88,22 @@ def _once_each(names: list[str]) -> list[str]:
     return kept
 
 
+def require_inputs(inputs: Iterable[str]) -> None:
+    """Raise the InputError of the first input (named, or found in a named directory) that
+    does not exist: for a command to call before it opens any output, so that a mistyped path
+    or a dangling link leaves nothing behind."""
+    for name in expand_inputs(inputs):
+        if name != STDIN and not os.path.exists(name):
+            raise _missing(name)
+
+
+def _missing(name: str) -> InputError:
+    if os.path.islink(name):  # a dangling link: say so, "no such file" would puzzle
+        return InputError(f"{name}: a link to {os.readlink(name)}, which does not exist; fix "
+                          "or remove the link", source=name)
+    return InputError(f"{name}: no such file; check the path", source=name)
+
+
 READ_BYTES: Final = 1 << 20  # one read of a file; also the most one gzip inflate step yields
 
 
@@ -102,7 +118,7 @@ def _raw_chunks(name: str) -> Iterator[bytes]:
     try:
         f = open(name, "rb", buffering=0)  # noqa: SIM115 - closed below
     except FileNotFoundError:
-        raise InputError(f"{name}: no such file; check the path", source=name) from None
+        raise _missing(name) from None
     except IsADirectoryError:
         raise InputError(f"{name}: is a directory", source=name) from None
     except OSError as exc:
