@@ -4,6 +4,8 @@ lock) and the rejects journal."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -150,3 +152,30 @@ def test_rejects_journal_truncates_or_appends(tmp_path: Path) -> None:
     assert [x["line"] for x in lines] == [3, 3] and journal.count == 1
     RejectsJournal(path, append=False).close()
     assert Path(path).read_bytes() == b""
+
+
+def test_a_failed_rejects_write_leaves_no_half_line(tmp_path: Path) -> None:
+    """A file size limit (as a full disk) cuts a write short: the journal takes the part back
+    off and says which file, so a rerun appends whole lines to whole lines."""
+    path = tmp_path / "r.ndjson"
+    script = f"""
+import resource, signal
+from clevertap_mapper.errors import FatalUploadError
+from clevertap_mapper.io.model import Position, Rejection
+from clevertap_mapper.upload.state import RejectsJournal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+journal = RejectsJournal({str(path)!r}, append=False)
+one = Rejection(Position("f", 1), "read", "invalid_json", "x" * 100)
+journal.write([one])
+try:
+    journal.write([one] * 100)
+except FatalUploadError as exc:
+    print(exc)
+journal.close()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[1])
+    assert f"cannot write the rejects file {path}" in done.stdout, done.stdout + done.stderr
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 1 and orjson.loads(lines[0])["line"] == 1

@@ -62,13 +62,14 @@ def upload(ct: FakeCleverTap, inputs: list[Path], tmp_path: Path, *,
            config: MapperConfig | None = None, checker: Checker | None = None,
            concurrency: int = 4, timeout: float = 2.0, max_retries: int = 8,
            profiles_first: bool = False, state: bool = True, policy: RetryPolicy | None = None,
-           region: str | None = None, **kw: Any) -> UploadReport:
+           region: str | None = None, rejects_path: str | None = None,
+           **kw: Any) -> UploadReport:
     options = UploadOptions(concurrency=concurrency, timeout=timeout, max_retries=max_retries,
                             profiles_first=profiles_first, grace=5.0)
     return run_upload([str(p) for p in inputs], config or MapperConfig(), CREDS, region=region,
                       endpoint=ct.url, checker=checker, options=options,
                       state_path=str(tmp_path / "job.state") if state else None,
-                      rejects_path=str(tmp_path / "rejects.ndjson"),
+                      rejects_path=rejects_path or str(tmp_path / "rejects.ndjson"),
                       policy=policy or RetryPolicy(max_retries, FAST.base_delay, FAST.max_delay),
                       **kw)
 
@@ -321,6 +322,26 @@ def test_resumed_runs_append_rejects_without_repeating_them(ct: FakeCleverTap,
     assert second.outcome == "complete"
     found = rejects(tmp_path)
     assert sorted(r["line"] for r in found) == [12, 1013, 2014, 3015]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("where", [5, 2500], ids=["in-a-body", "after-the-last-record"])
+def test_a_rejects_file_that_cannot_be_written_loses_no_rejection(ct: FakeCleverTap,
+                                                                  tmp_path: Path,
+                                                                  where: int) -> None:
+    # A read rejection is written when its body is acknowledged (by a worker), or, after the
+    # last record, with a body of no records (by the reading thread).
+    lines: list[Any] = [track(n) for n in range(2500)]
+    lines.insert(where, b"{broken")
+    events = write_ndjson(tmp_path / "e.ndjson", lines)
+    full = upload(ct, [events], tmp_path, concurrency=1, rejects_path="/dev/full")
+    assert full.outcome == "failed"
+    assert full.error is not None and "cannot write the rejects file /dev/full" in full.error
+    # The disk has room again: the rerun writes the rejection the full disk did not take.
+    again = upload(ct, [events], tmp_path, concurrency=1)
+    assert again.outcome == "complete"
+    assert [(r["line"], r["code"]) for r in rejects(tmp_path)] == [(where + 1, "invalid_json")]
+    assert set(tally(ct.accepted)) == {("event", n) for n in range(2500)}
 
 
 def test_profiles_first_orders_the_requests(ct: FakeCleverTap, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from typing import IO, Any, Final
 
 import orjson
 
-from clevertap_mapper.errors import ConfigError
+from clevertap_mapper.errors import ConfigError, FatalUploadError
 from clevertap_mapper.io.model import Position, Rejection
 from clevertap_mapper.io.readers import STDIN, expand_inputs
 
@@ -311,19 +311,39 @@ class RejectsJournal:
         self.count = 0
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
-        self._out = open(path, "ab" if append else "wb")  # noqa: SIM115 - closed by close()
+        # Unbuffered: a failed write leaves nothing behind for close() to fail on again.
+        self._out = open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
 
     def write(self, rejections: list[Rejection]) -> None:
-        """Append and make durable (before the checkpoint that says they were written)."""
+        """Append and make durable (before the checkpoint that says they were written).
+
+        A write that fails (disk full, quota) is cut back off the file, so no half line is
+        left for the next run to append to, and raises FatalUploadError naming the file: the
+        caller has not checkpointed these rejections, so a rerun writes them again.
+        """
         if not rejections:
             return
-        self._out.write(b"".join(r.encode() + b"\n" for r in rejections))
-        self._out.flush()
+        data = memoryview(b"".join(r.encode() + b"\n" for r in rejections))
         try:
-            os.fsync(self._out.fileno())
+            start: int | None = self._out.tell()
+        except OSError:
+            start = None  # a pipe
+        try:
+            while data:
+                data = data[self._out.write(data) or 0:]
+            try:
+                os.fsync(self._out.fileno())
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.EROFS):
+                    raise  # EINVAL/EROFS: /dev/null or a pipe: nothing to make durable
         except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.EROFS):
-                raise  # EINVAL/EROFS: /dev/null or a pipe, which has nothing to make durable
+            if start is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._out.fileno(), start)
+            raise FatalUploadError(
+                f"cannot write the rejects file {self.path} ({exc.strerror or exc}); the "
+                "records whose rejections it could not take stay pending in the state: make "
+                "room and rerun the same command") from None
         self.count += len(rejections)
 
     def close(self) -> None:

@@ -281,7 +281,11 @@ class Uploader:
                     job = _Job.of(body, self._checkpoint.pending_of(body.seq))
                     del body  # its record dicts go now, not after the next body is batched
                     if not job.pending:
-                        self._commit(job, final=True)
+                        try:
+                            self._commit(job, final=True)
+                        except FatalUploadError as error:  # the rejects file is full
+                            self._fail("failed", error)
+                            break
                         continue
                     if not self._reserve(job, window):
                         with self._lock:
@@ -581,12 +585,12 @@ class Uploader:
             rejections: list[Rejection] = []
             if job.stream_due:
                 rejections.extend(job.body.rejections)
-                job.stream_due = False
             rejections.extend(job.rejections)
             counts = Counter(rejection_key((r.clevertap or {}).get("code"))
                              if r.code == REJECTED_CODE else r.code for r in rejections)
             if self._rejects is not None:
-                self._rejects.write(rejections)
+                self._rejects.write(rejections)  # raises: nothing below happens, all kept
+            job.stream_due = False
             job.rejections = []
             accepted, job.accepted = job.accepted, 0
             if final:
