@@ -367,3 +367,14 @@ def test_rejects_to_dev_null(ct: FakeCleverTap, events: Path) -> None:
     result = run(events, "--region", "none", "--endpoint", ct.url, "--rejects", "/dev/null")
     assert result.exit_code == 3, result.output
     assert len(ct.accepted) == 1500
+
+
+def test_rejects_to_stdout(ct: FakeCleverTap, events: Path, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--rejects -`` is stdout, as for convert, not a file named '-'."""
+    monkeypatch.chdir(tmp_path)
+    result = run(events, "--region", "none", "--endpoint", ct.url, "--rejects", "-", "-q")
+    assert result.exit_code == 3, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(x["line"], x["code"]) for x in lines] == [(4, "invalid_json")]
+    assert not (tmp_path / "-").exists() and len(ct.accepted) == 1500

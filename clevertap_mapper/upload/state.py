@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -309,6 +310,13 @@ class RejectsJournal:
     def __init__(self, path: str, *, append: bool) -> None:
         self.path = path
         self.count = 0
+        self._out: IO[bytes]
+        if path == STDIN:  # ``--rejects -``: stdout, as convert does
+            if sys.stdout is None:
+                raise ConfigError("stdout is closed, so '--rejects -' cannot be written; "
+                                  "give --rejects FILE")
+            self._out = sys.stdout.buffer
+            return
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         # Unbuffered: a failed write leaves nothing behind for close() to fail on again.
@@ -331,8 +339,10 @@ class RejectsJournal:
         try:
             while data:
                 data = data[self._out.write(data) or 0:]
+            self._out.flush()
             try:
-                os.fsync(self._out.fileno())
+                if self.path != STDIN:  # stdout: taken by a pipe, a terminal or the shell's file
+                    os.fsync(self._out.fileno())
             except OSError as exc:
                 if exc.errno not in (errno.EINVAL, errno.EROFS):
                     raise  # EINVAL/EROFS: /dev/null or a pipe: nothing to make durable
@@ -347,4 +357,7 @@ class RejectsJournal:
         self.count += len(rejections)
 
     def close(self) -> None:
-        self._out.close()
+        if self.path == STDIN:
+            self._out.flush()  # stdout stays open for the summary
+        else:
+            self._out.close()
