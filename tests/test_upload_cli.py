@@ -378,3 +378,27 @@ def test_rejects_to_stdout(ct: FakeCleverTap, events: Path, tmp_path: Path,
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(x["line"], x["code"]) for x in lines] == [(4, "invalid_json")]
     assert not (tmp_path / "-").exists() and len(ct.accepted) == 1500
+
+
+def test_a_state_file_that_cannot_be_saved_is_a_clear_error(ct: FakeCleverTap, clean: Path,
+                                                            tmp_path: Path) -> None:
+    """A full disk (here a file size limit) when saving the state: exit 1 naming the file,
+    the state left as it was, and the rerun finishes the job."""
+    state = tmp_path / "job.state"
+    script = ("import resource, signal, sys\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))\n"
+              "from cli.main import main\n"
+              "sys.argv[0] = 'ctmap'\n"
+              "main()\n")
+    args = ["upload", str(clean), "--endpoint", ct.url, "--state", str(state)]
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          env={**os.environ, **ENV}, cwd=Path(__file__).resolve().parents[1],
+                          check=False)
+    assert done.returncode == 1, done.stderr
+    assert f"ctmap: error: cannot save the state file {state} (File too large)" in done.stderr
+    assert "unexpected" not in done.stderr and not state.exists()
+    assert not Path(f"{state}.tmp").exists()
+    again = run(clean, "--endpoint", ct.url, "--state", state, "-q")
+    assert again.exit_code == 0, again.output
+    assert set(tally(ct.accepted)) == {("event", n) for n in range(1200)}

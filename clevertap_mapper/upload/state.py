@@ -247,9 +247,18 @@ class Checkpoint:
         }
 
     def save(self) -> None:
-        """Write the state atomically (no-op without a path)."""
+        """Write the state atomically (no-op without a path). A failed write (disk full)
+        leaves the previous state whole and raises FatalUploadError naming the file."""
         if self.path is not None:
-            atomic_write(self.path, orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2))
+            try:
+                atomic_write(self.path, orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2))
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.remove(f"{self.path}.tmp")
+                raise FatalUploadError(
+                    f"cannot save the state file {self.path} ({exc.strerror or exc}); it still "
+                    "holds the progress saved before: make room and rerun the same command "
+                    "(what was acknowledged since is sent again)") from None
 
     def close(self) -> None:
         """Release the lock on the state file."""

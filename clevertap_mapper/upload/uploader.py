@@ -316,7 +316,11 @@ class Uploader:
                 report.job_accepted = self._checkpoint.accepted
                 report.job_rejected = Counter(self._checkpoint.rejected)
                 report.resumed = self._checkpoint.resumed
-                self._checkpoint.save()
+                try:
+                    self._checkpoint.save()
+                except FatalUploadError as error:  # the disk is full: say so, as _fail would
+                    if self._failure is None or self._failure[0] != "failed":
+                        self._failure = ("failed", error)
                 report.elapsed = self._clock() - started
         if self._failure is not None:
             outcome, exc = self._failure
