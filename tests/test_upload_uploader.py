@@ -344,6 +344,22 @@ def test_a_rejects_file_that_cannot_be_written_loses_no_rejection(ct: FakeClever
     assert set(tally(ct.accepted)) == {("event", n) for n in range(2500)}
 
 
+@pytest.mark.parametrize("twice", ["file", "directory", "link"])
+def test_a_file_given_twice_is_sent_once(ct: FakeCleverTap, tmp_path: Path,
+                                         twice: str) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    events = write_ndjson(folder / "e.ndjson", [track(n) for n in range(10)])
+    if twice == "link":
+        (folder / "latest.ndjson").symlink_to("e.ndjson")
+        inputs = [folder]
+    else:
+        inputs = [folder if twice == "directory" else events, folder / "." / "e.ndjson"]
+    report = upload(ct, inputs, tmp_path)
+    assert report.outcome == "complete"
+    assert tally(ct.accepted) == {("event", n): 1 for n in range(10)}
+
+
 def test_profiles_first_orders_the_requests(ct: FakeCleverTap, tmp_path: Path) -> None:
     lines = [track(n) if n % 2 else identify(n, token=n % 4 == 0) for n in range(3000)]
     events = write_ndjson(tmp_path / "e.ndjson", lines)

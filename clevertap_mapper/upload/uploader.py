@@ -41,7 +41,7 @@ from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import ConfigError, FatalUploadError, InputError
 from clevertap_mapper.io.model import Rejection
-from clevertap_mapper.io.readers import STDIN, expand_inputs
+from clevertap_mapper.io.readers import STDIN, expand_inputs, require_inputs
 from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS
 from clevertap_mapper.pipeline import Summary
 from clevertap_mapper.upload.client import (
@@ -686,10 +686,12 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
 
 def _check_inputs(inputs: list[str]) -> None:
     """Refuse a missing input before anything is sent (a typo in the last of ten paths must
-    not be found after the first nine went out)."""
+    not be found after the first nine went out), and one that is not a regular file."""
+    require_inputs(inputs)
     for name in expand_inputs(inputs):
         if name != STDIN and not os.path.isfile(name):
-            raise InputError(f"{name}: no such file; check the path", source=name)
+            raise InputError(f"{name}: not a regular file; upload reads files, or - for stdin",
+                             source=name)
 
 
 def _closing(bodies: Iterator[Body]) -> Iterator[Body]:
