@@ -337,7 +337,7 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
     checkpoint = None if state is None or account is None else Checkpoint.read(
         state, describe_inputs(inputs), job_settings(settings.mapper, settings.checker,
                                                      profiles_first=profiles_first,
-                                                     account_id=account))
+                                                     account_id=account, url=url))
     done = 0
     sizes: list[int] = []  # the records of each body that would go
     summary = Summary()

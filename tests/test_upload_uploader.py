@@ -20,7 +20,7 @@ import pytest
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
-from clevertap_mapper.errors import InputError
+from clevertap_mapper.errors import ConfigError, InputError
 from clevertap_mapper.pipeline import Summary
 from clevertap_mapper.upload import (
     Ack,
@@ -358,6 +358,20 @@ def test_a_file_given_twice_is_sent_once(ct: FakeCleverTap, tmp_path: Path,
     report = upload(ct, inputs, tmp_path)
     assert report.outcome == "complete"
     assert tally(ct.accepted) == {("event", n): 1 for n in range(10)}
+
+
+def test_a_state_made_against_one_endpoint_is_refused_against_another(
+        ct: FakeCleverTap, tmp_path: Path) -> None:
+    """A job tried against a test endpoint, then run against the real one with the same
+    account and state: the bodies the test endpoint took must not be skipped."""
+    events = write_ndjson(tmp_path / "e.ndjson", [track(n) for n in range(10)])
+    assert upload(ct, [events], tmp_path).outcome == "complete"
+    with FakeCleverTap(ACCOUNT, PASSCODE, seed=8) as real, \
+            pytest.raises(ConfigError, match=r"settings differ \(url\)"):
+        upload(real, [events], tmp_path)
+    with FakeCleverTap(ACCOUNT, PASSCODE, seed=8) as real:
+        assert upload(real, [events], tmp_path, restart=True).outcome == "complete"
+        assert tally(real.accepted) == {("event", n): 1 for n in range(10)}
 
 
 def test_profiles_first_orders_the_requests(ct: FakeCleverTap, tmp_path: Path) -> None:

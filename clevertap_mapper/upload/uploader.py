@@ -615,10 +615,12 @@ class Uploader:
 
 
 def job_settings(mapper: MapperConfig, checker: Checker | None, *, profiles_first: bool,
-                 account_id: str | None) -> dict[str, Any]:
+                 account_id: str | None, url: str) -> dict[str, Any]:
     """The settings part of the checkpoint fingerprint: everything that decides which records
-    end up in which numbered body, and the account they go to."""
+    end up in which numbered body, and where they go (account and upload URL: a state made
+    against a test endpoint must not skip bodies against the real one)."""
     return {
+        "url": url,
         "mapping": dataclasses.asdict(mapper),
         "checks": None if checker is None else checker.level,
         "max_event_properties": None if checker is None else checker.max_event_properties,
@@ -657,7 +659,7 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
     check_passes(inputs, options.profiles_first)
     policy = policy or RetryPolicy(max_retries=options.max_retries)
     settings = job_settings(mapper, checker, profiles_first=options.profiles_first,
-                            account_id=credentials.account_id)
+                            account_id=credentials.account_id, url=url)
     described = describe_inputs(inputs) if state_path is not None else []
     checkpoint = Checkpoint.open(state_path, described, settings, restart=restart)
     try:
