@@ -2,6 +2,7 @@
 
 - ConfigError: fatal before any work (bad settings, credentials, region).
 - InputError: a whole input cannot be read (missing file, corrupt gzip); the run stops with 1.
+- OutputError: an output cannot be written (disk full); the run stops with 1.
 - MappingError: one event cannot be mapped; it goes to the rejects file and the run goes on.
 - UploadError: retriable (RetriableUploadError) or fatal (FatalUploadError) delivery problems.
 """
@@ -24,6 +25,14 @@ class InputError(CtmapError):
         super().__init__(message)
         self.source = source
         self.line = line
+
+
+class OutputError(CtmapError):
+    """An output file cannot be written (disk full, no permission); the run stops with 1."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class MappingError(CtmapError):

@@ -177,6 +177,26 @@ def test_missing_input_is_a_clear_error_before_any_output(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.ndjson"]  # no .partial left
 
 
+@pytest.mark.parametrize("full", ["-o", "--rejects"])
+def test_a_full_disk_is_an_error_naming_the_output(tmp_path: Path, full: str) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1], EVENTS[0], {"type": "bogus"}] * 50)
+    other = "--rejects" if full == "-o" else "-o"
+    result = run("convert", str(src), full, "/dev/full", other, str(tmp_path / "x.ndjson"))
+    assert result.exit_code == 1
+    assert "error: cannot write /dev/full (No space left on device); make room and rerun" \
+        in result.stderr
+    assert "unexpected" not in result.stderr
+    assert (tmp_path / "x.ndjson.partial").exists() and not (tmp_path / "x.ndjson").exists()
+
+
+def test_an_output_under_a_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]])
+    result = run("convert", str(src), "-o", str(src / "out.ndjson"))
+    assert result.exit_code == 1
+    assert f"cannot create {src / 'out.ndjson'} (a part of its directory path is a file)" \
+        in result.stderr
+
+
 def test_a_dangling_link_in_an_input_directory_is_named_as_one(tmp_path: Path) -> None:
     data = tmp_path / "dump"
     data.mkdir()

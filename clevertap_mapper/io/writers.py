@@ -14,7 +14,7 @@ import shutil
 import sys
 from typing import IO, Final, Generic, TypeVar
 
-from clevertap_mapper.errors import ConfigError
+from clevertap_mapper.errors import ConfigError, OutputError
 from clevertap_mapper.io.model import Rejection
 from clevertap_mapper.jsonutil import trimmed
 
@@ -51,6 +51,12 @@ class Output:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        try:
+            self._open(name)
+        except OSError as exc:
+            raise self._error(exc, "cannot create") from None
+
+    def _open(self, name: str) -> None:
         self.is_stdout = name == "-"
         self.is_special = not self.is_stdout and written_in_place(name)
         self._tmp = f"{name}.partial"
@@ -74,10 +80,35 @@ class Output:
                     filename=os.path.basename(name[:-3]), fileobj=self._file, mode="wb",
                     compresslevel=6, mtime=0)
                 self._sendfile = False
-        self.write = self.stream.write
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.stream.write(data)
+        except BrokenPipeError:
+            raise  # the reader of stdout went away: the CLI says so
+        except OSError as exc:
+            raise self._error(exc, "cannot write") from None
+
+    def _error(self, exc: OSError, what: str) -> OutputError:
+        """``exc`` as an OutputError naming this output and the fix."""
+        where = "stdout" if self.name == "-" else self.name
+        why = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):  # from makedirs
+            why = "a part of its directory path is a file"
+        fix = "make room and rerun" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else \
+            "check the path and its permissions"
+        return OutputError(f"{what} {where} ({why}); {fix}", path=self.name)
 
     def write_file(self, path: str) -> None:
         """Append the contents of file ``path`` (the kernel copies: sendfile where it can)."""
+        try:
+            self._write_file(path)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._error(exc, "cannot write") from None
+
+    def _write_file(self, path: str) -> None:
         with open(path, "rb") as src:
             size = os.fstat(src.fileno()).st_size
             if not size:
@@ -106,11 +137,16 @@ class Output:
 
     def commit(self) -> None:
         """Finish: flush, and move the file into place."""
-        self.stream.flush()
-        if not self.is_stdout:
-            self._close()
-            if not self.is_special:
-                os.replace(self._tmp, self.name)
+        try:
+            self.stream.flush()
+            if not self.is_stdout:
+                self._close()
+                if not self.is_special:
+                    os.replace(self._tmp, self.name)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._error(exc, "cannot write") from None
 
     def abort(self) -> str | None:
         """Stop without committing; returns the name of the partial file left behind."""
@@ -118,7 +154,8 @@ class Output:
             self.stream.flush()
         if self.is_stdout:
             return None
-        self._close()
+        with contextlib.suppress(ValueError, OSError):  # what it could not write, it cannot now
+            self._close()
         return None if self.is_special else self._tmp
 
 
