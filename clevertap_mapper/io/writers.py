@@ -12,6 +12,7 @@ import gzip
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from typing import IO, Final, Generic, TypeVar
 
 from clevertap_mapper.errors import ConfigError, OutputError
@@ -51,10 +52,8 @@ class Output:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        try:
+        with self._reported("cannot create"):
             self._open(name)
-        except OSError as exc:
-            raise self._error(exc, "cannot create") from None
 
     def _open(self, name: str) -> None:
         self.is_stdout = name == "-"
@@ -82,15 +81,21 @@ class Output:
                 self._sendfile = False
 
     def write(self, data: bytes) -> None:
-        try:
+        with self._reported():
             self.stream.write(data)
+
+    @contextlib.contextmanager
+    def _reported(self, what: str = "cannot write") -> Iterator[None]:
+        """An OSError in the block as an OutputError naming this output and the fix (a broken
+        pipe stays one: the CLI says that the reader of stdout went away)."""
+        try:
+            yield
         except BrokenPipeError:
-            raise  # the reader of stdout went away: the CLI says so
+            raise
         except OSError as exc:
-            raise self._error(exc, "cannot write") from None
+            raise self._error(exc, what) from None
 
     def _error(self, exc: OSError, what: str) -> OutputError:
-        """``exc`` as an OutputError naming this output and the fix."""
         where = "stdout" if self.name == "-" else self.name
         why = exc.strerror or str(exc)
         if isinstance(exc, (FileExistsError, NotADirectoryError)):  # from makedirs
@@ -101,12 +106,8 @@ class Output:
 
     def write_file(self, path: str) -> None:
         """Append the contents of file ``path`` (the kernel copies: sendfile where it can)."""
-        try:
+        with self._reported():
             self._write_file(path)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise self._error(exc, "cannot write") from None
 
     def _write_file(self, path: str) -> None:
         with open(path, "rb") as src:
@@ -137,16 +138,12 @@ class Output:
 
     def commit(self) -> None:
         """Finish: flush, and move the file into place."""
-        try:
+        with self._reported():
             self.stream.flush()
             if not self.is_stdout:
                 self._close()
                 if not self.is_special:
                     os.replace(self._tmp, self.name)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise self._error(exc, "cannot write") from None
 
     def abort(self) -> str | None:
         """Stop without committing; returns the name of the partial file left behind."""
