@@ -678,7 +678,8 @@ class Checker:
                 custom += 1
             tv = type(value)
             if tv is str:
-                if len(value) > 128:
+                # An identity is judged above, against its own limit (1024), not values' 512.
+                if len(value) > 128 and key != "identity":
                     _value_length(value, _path("profileData", key), out)
             elif tv is list:
                 _multi_value(value, _path("profileData", key), out)

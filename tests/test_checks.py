@@ -468,3 +468,13 @@ def test_subscription_groups_as_the_reference_sends_them_pass() -> None:
     assert codes(profile({"category-unsubscribe": {"email": ["Newsletters"]},
                           "category-resubscribe": ["Offers"]})) == set()
     assert "nested_value" in codes(profile({"category-unsubscribe": {"email": {"a": 1}}}))
+
+
+def test_profile_identity_is_held_to_the_identity_limit_not_the_value_limit() -> None:
+    # With objectId mapping the user id goes in profileData.identity (spec s8.3); it is an
+    # identity (up to 1024 characters, spec 2.4), as it is at the record's root.
+    long_id = "u" * 600
+    assert findings(profile({"identity": long_id}, identity=None, objectId="abc")) == []
+    assert findings(event(identity=long_id)) == []
+    assert codes(profile({"identity": "u" * 1025}, identity=None, objectId="abc")) == {
+        "invalid_identity"}
