@@ -270,7 +270,9 @@ LIMITS: Final[tuple[Limit, ...]] = (
           "warning", "spec 2.3 (SDK docs, SE gdpr.md)", "{field} is {value}; subscription "
           "flags are booleans ({limit}): send a JSON boolean", None, _MSG_FLAGS),
     # ---- device tokens -------------------------------------------------------------------
-    Limit("token_object_id", "invalid_object_id", "objectId of token records",
+    # Token rows have codes of their own: validate labels a code with one CleverTap code, and
+    # CleverTap's token codes (530-534) differ from the event/profile ones (526).
+    Limit("token_object_id", "invalid_token_object_id", "objectId of token records",
           "a non-empty string", "error", "spec 1.3 (CT-uptok), 1.5", "{field} is {value}; "
           "a device token needs objectId as {limit} (530)", 530),
     Limit("token_data", "invalid_token_data", "tokenData", "an object", "error",
@@ -278,9 +280,12 @@ LIMITS: Final[tuple[Limit, ...]] = (
           531),
     Limit("token_id", "missing_token_id", "tokenData.id", "a non-empty string", "error",
           "spec 1.3, 1.5", "{field} is {value}; the token itself must be {limit} (532)", 532),
+    Limit("token_type_missing", "missing_token_type", "tokenData.type", _TOKEN_TYPES,
+          "error", "spec 1.3, 1.5", "{field} is missing; a device token needs its type, one "
+          "of {limit} (533)", 533),
     Limit("token_type", "invalid_token_type", "tokenData.type", _TOKEN_TYPES, "error",
           "spec 1.3 (support doc, RS-tf), 1.5", "{field} is {value}; it must be one of "
-          "{limit} (533/534)", 534),
+          "{limit} (534)", 534),
     Limit("token_type_documented", "undocumented_token_type", "tokenData.type",
           _TOKEN_TYPES_DOCUMENTED, "warning", "spec 1.3 (CT-uptok current page)", "{field} is "
           "{value}; CleverTap's current page documents token upload for {limit} only"),
@@ -719,6 +724,9 @@ class Checker:
         if not _nonempty(token):
             out.append(_finding(_L["token_id"], "tokenData.id", token))
         kind = data.get("type", _MISSING)
+        if kind is _MISSING:
+            out.append(_finding(_L["token_type_missing"], "tokenData.type"))
+            return
         if type(kind) is not str or kind not in _L["token_type"].limit:
             out.append(_finding(_L["token_type"], "tokenData.type", kind))
             return

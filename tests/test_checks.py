@@ -229,14 +229,15 @@ BOUNDARIES: list[tuple[str, Record, Record, str, str, str]] = [
      "default mode"),
     ("objectId empty", event(objectId="ab"), event(objectId=""), "invalid_object_id",
      "error", "526"),
-    ("token objectId", token(), token(objectId=None), "invalid_object_id", "error", "530"),
+    ("token objectId", token(), token(objectId=None), "invalid_token_object_id", "error",
+     "530"),
     ("token objectId placeholder", token(), token(objectId="null"), "invalid_identity",
      "error", "placeholder"),
     ("tokenData", token(), token(tokenData=None), "invalid_token_data", "error", "531"),
     ("token id", token(), token({"id": ""}), "missing_token_id", "error", "532"),
     ("token type missing", token(), {"type": "token", "objectId": "abc",
                                      "tokenData": {"id": "t"}},
-     "invalid_token_type", "error", "533/534"),
+     "missing_token_type", "error", "533"),
     ("token type", token({"type": "apns"}), token({"type": "sms"}), "invalid_token_type",
      "error", "apns, chrome, fcm, gcm, mpns, wns"),
     ("token type documented", token({"type": "gcm"}), token({"type": "wns"}),
@@ -412,6 +413,21 @@ def test_table_rows_are_complete() -> None:
     assert {d["id"] for d in describe_limits()} == set(ids)
     assert CLEVERTAP_CODES["restricted_event"] == 513
     assert CLEVERTAP_CODES["invalid_phone"] == 516
+
+
+@pytest.mark.parametrize(("record", "clevertap"), [
+    (token(objectId=""), 530),
+    ({"type": "token", "objectId": "abc", "tokenData": {"id": "t"}}, 533),
+    (token({"type": "sms"}), 534),
+], ids=["token objectId", "token type missing", "token type"])
+def test_the_clevertap_code_shown_is_the_one_clevertap_gives(record: Record,
+                                                              clevertap: int) -> None:
+    # validate labels each finding code with CLEVERTAP_CODES; the stand-in answers as
+    # CleverTap documents (spec 1.5).
+    refused = validate_record(record)
+    assert refused is not None and refused.code == clevertap
+    error = next(f for f in findings(record) if f.severity == "error")
+    assert CLEVERTAP_CODES[error.code] == clevertap
 
 
 def test_a_limit_is_a_one_line_change(monkeypatch: pytest.MonkeyPatch) -> None:
