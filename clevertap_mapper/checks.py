@@ -130,8 +130,7 @@ LIMITS: Final[tuple[Limit, ...]] = (
     # documents identities as strings, so a number is refused like any other non-string.
     Limit("identity_type", "invalid_identity", "identity, profileData.identity", "a string",
           "error", "spec 1.3 (CT-upev-copy: string), 2.4; DESIGN D5", "{field} is {value}; "
-          "CleverTap identities must be {limit} (523): send the user id as text (the "
-          "default mode does)", 523),
+          "CleverTap identities must be {limit} (523): {hint}", 523),
     Limit("identity_refused", "invalid_identity", "identity, profileData.identity, objectId",
           _REFUSED_IDENTITIES, "error", "spec 2.4 (SE map-data-for-import; /1/upload: U)",
           "{field} is {value}, a placeholder CleverTap refuses as an identity (and which "
@@ -753,12 +752,18 @@ def _subscription(value: dict[str, Any], field: str, out: list[Finding]) -> None
             out.append(_finding(_L["nested_profile_value"], f"{field}.{channel}", groups))
 
 
+_NOT_TEXT_IDENTITY: Final = "send the user id as text (the default mode does)"
+_BLANK_IDENTITY: Final = ("the user id is empty or blank: fix it upstream (for an alias, "
+                          "previousId and userId)")
+
+
 def _identity(ident: Any, field: str, out: list[Finding]) -> bool:
     """Judge an identity value; True when it identifies the user (even with a warning)."""
     t = type(ident)
     if t is str:
         if not ident.strip():
-            out.append(_finding(_L["identity_type"], field, ident, limit="a non-empty string"))
+            out.append(_finding(_L["identity_type"], field, ident, limit="a non-empty string",
+                                hint=_BLANK_IDENTITY))
             return False
         if len(ident) > _L["identity_length"].limit:
             out.append(_finding(_L["identity_length"], field, count=len(ident)))
@@ -769,7 +774,7 @@ def _identity(ident: Any, field: str, out: list[Finding]) -> bool:
         return True
     if ident is None:
         return False
-    out.append(_finding(_L["identity_type"], field, ident))
+    out.append(_finding(_L["identity_type"], field, ident, hint=_NOT_TEXT_IDENTITY))
     return False
 
 

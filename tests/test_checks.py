@@ -292,6 +292,17 @@ def test_near_placeholders_are_fine(value: str) -> None:
     assert findings(event(identity=value)) == []
 
 
+@pytest.mark.parametrize("record", [event(identity=""), event(identity="  "),
+                                    profile({"identity": ""})],
+                         ids=["empty", "blank", "profileData.identity empty"])
+def test_a_blank_identity_is_not_told_to_be_sent_as_text(record: Record) -> None:
+    # An alias with previousId "" or a userId " " maps to a blank identity, which is text
+    # already: the fix is a real id, not "send the user id as text (the default mode does)".
+    (found,) = [f for f in findings(record) if f.code == "invalid_identity"]
+    assert "as text" not in found.message
+    assert "empty or blank" in found.message
+
+
 def test_invalid_identity_is_not_also_reported_missing() -> None:
     assert codes(event(identity="null")) == {"invalid_identity"}
     assert codes(event(identity=True)) == {"invalid_identity"}
