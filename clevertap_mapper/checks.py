@@ -147,8 +147,7 @@ LIMITS: Final[tuple[Limit, ...]] = (
           "integer UNIX epoch seconds and refuses anything else with 525", 525),
     # ---- events ------------------------------------------------------------------------
     Limit("event_name", "missing_event_name", "evtName", "a non-empty string", "error",
-          "spec 1.3, 1.5", "{field} is {value}; CleverTap needs {limit} (509): give the "
-          "event a name", 509),
+          "spec 1.3, 1.5", "{field} is {value}; CleverTap needs {limit} (509): {hint}", 509),
     Limit("restricted_event", "restricted_event", "evtName", _RESTRICTED_EVENTS, "error",
           _S21 + "; names equal ignoring case and spaces", "{field} {value} is a CleverTap "
           "system event name, which uploads may not use (513): rename the event", 513),
@@ -557,7 +556,9 @@ class Checker:
         self._common(r, out)
         name = r.get("evtName", _MISSING)
         if type(name) is not str or not name.strip():
-            out.append(_finding(_L["event_name"], "evtName", name))
+            hint = ("give the event a name" if name is _MISSING or name is None
+                    or type(name) is str else "send the event name as text")
+            out.append(_finding(_L["event_name"], "evtName", name, hint=hint))
             name = ""
         elif name not in self._clean_names:
             self._event_name(name, out)

@@ -303,6 +303,19 @@ def test_a_blank_identity_is_not_told_to_be_sent_as_text(record: Record) -> None
     assert "empty or blank" in found.message
 
 
+@pytest.mark.parametrize(("name", "fix"), [
+    (42, "send the event name as text"), (["Signed Up"], "send the event name as text"),
+    ("", "give the event a name"), ("  ", "give the event a name"),
+    (None, "give the event a name"), (False, "send the event name as text"),
+])
+def test_the_event_name_fix_fits_the_name(name: Any, fix: str) -> None:
+    # A track with event 42 has a name; it is not text (the reference keeps it raw).
+    (found,) = [f for f in findings(event(evtName=name)) if f.code == "missing_event_name"]
+    assert found.message.endswith(fix)
+    (found,) = findings({k: v for k, v in event().items() if k != "evtName"})
+    assert found.message.endswith("give the event a name")
+
+
 def test_invalid_identity_is_not_also_reported_missing() -> None:
     assert codes(event(identity="null")) == {"invalid_identity"}
     assert codes(event(identity=True)) == {"invalid_identity"}
