@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -485,6 +484,5 @@ def test_records_an_answer_does_not_account_for_are_not_counted_as_accepted(
 def test_progress_is_reported(ct: FakeCleverTap, tmp_path: Path) -> None:
     seen: list[int] = []
     events = write_ndjson(tmp_path / "e.ndjson", [track(n) for n in range(3000)])
-    started = time.monotonic()
     upload(ct, [events], tmp_path, progress=lambda r: seen.append(r.accepted))
-    assert seen and time.monotonic() - started < 10
+    assert seen and seen == sorted(seen)  # throttled: at least the first, never backwards
