@@ -360,7 +360,7 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
             if checkpoint.is_acked(body.seq):
                 done += 1
                 continue
-            pending = checkpoint.pending_of(body.seq)
+            pending = checkpoint.pending_of(body.seq, len(records))
             if pending is not None:
                 records = [records[i] for i in pending]
         if not records:

@@ -402,3 +402,24 @@ def test_a_state_file_that_cannot_be_saved_is_a_clear_error(ct: FakeCleverTap, c
     again = run(clean, "--endpoint", ct.url, "--state", state, "-q")
     assert again.exit_code == 0, again.output
     assert set(tally(ct.accepted)) == {("event", n) for n in range(1200)}
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["upload", "dry-run"])
+def test_a_state_naming_records_a_body_lacks_is_a_clear_error(ct: FakeCleverTap, clean: Path,
+                                                              tmp_path: Path,
+                                                              dry_run: bool) -> None:
+    """A hand-edited state whose pending record numbers are past the end of the body: exit 1
+    saying the state file is damaged and what to do, not an IndexError, and nothing sent."""
+    state = tmp_path / "job.state"
+    assert run(clean, "--endpoint", ct.url, "--state", state, "-q").exit_code == 0
+    data = json.loads(state.read_text())
+    data.update(complete=False, next_body=0, partial={"0": [5000]})
+    state.write_text(json.dumps(data))
+    ct.reset()
+    result = run(clean, "--endpoint", ct.url, "--state", state, "-q",
+                 *(["--dry-run"] if dry_run else []))
+    assert result.exit_code == 1, result.output
+    assert "unexpected" not in result.stderr
+    assert (f"ctmap: error: {state}: the state file is damaged: it lists record 5001 of body 1 "
+            "as still to send, but that body has 1000 records") in flat(result.stderr)
+    assert "--restart" in result.stderr and ct.requests == []

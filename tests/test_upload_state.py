@@ -114,6 +114,58 @@ def test_unreadable_state_is_refused(tmp_path: Path, inputs: list[dict[str, obje
         Checkpoint.open(str(path), inputs, SETTINGS)
 
 
+@pytest.mark.parametrize(("change", "why"), [
+    ({"partial": {"0": [-1]}}, r'each of partial\["0"\] must be a whole number, 0 or more'),
+    ({"partial": {"0": [True]}}, r'each of partial\["0"\] must be a whole number'),
+    ({"partial": {"0": [1.5]}}, r'each of partial\["0"\] must be a whole number'),
+    ({"partial": {"0": [3, 3]}}, r'partial\["0"\] must list record numbers in order'),
+    ({"partial": {"0": "12"}}, r'partial\["0"\] must be a list of record numbers'),
+    ({"partial": {"x": [1]}}, "'x' is not a body number"),
+    ({"partial": []}, "partial must map body numbers"),
+    ({"next_body": -3}, "next_body must be a whole number"),
+    ({"next_body": 1e30}, "next_body must be a whole number"),
+    ({"acked_above": "12"}, "acked_above must be a list"),
+    ({"acked_above": [0]}, "acked_above names a body that is not above next_body"),
+    ({"complete": "false"}, "complete must be true or false"),
+    ({"complete": True, "bodies_total": 9}, "complete is true, but not every body"),
+    ({"bodies_total": "x"}, "bodies_total must be a whole number"),
+    ({"delivered_through": 5}, "delivered_through must name a source and a line"),
+    ({"totals": {"accepted": -1, "rejected": {}}}, "totals.accepted must be a whole number"),
+    ({"totals": {"accepted": 1, "rejected": []}}, "totals must hold accepted and rejected"),
+    ({"runs": None}, "runs must be a whole number"),
+    ({"next_body": None, "partial": None}, "next_body must be a whole number"),
+])
+def test_damaged_state_contents_are_refused_as_damaged(
+        tmp_path: Path, inputs: list[dict[str, object]], change: dict[str, object],
+        why: str) -> None:
+    """A state edited by hand (or damaged) is refused naming the field and the way out,
+    never loaded to send the wrong records or crash later."""
+    path = str(tmp_path / "s.json")
+    state = Checkpoint.open(path, inputs, SETTINGS)
+    state.record_ack(0, Position("f", 1), 3, Counter())
+    state.save()
+    state.close()
+    data = orjson.loads(Path(path).read_bytes())
+    Path(path).write_bytes(orjson.dumps({**data, **change}))
+    with pytest.raises(ConfigError, match=why) as caught:
+        Checkpoint.open(path, inputs, SETTINGS)
+    assert "the state file is damaged" in str(caught.value)
+    assert "--restart" in str(caught.value) and "backup" in str(caught.value)
+
+
+def test_pending_records_past_the_body_are_damage(tmp_path: Path,
+                                                  inputs: list[dict[str, object]]) -> None:
+    state = Checkpoint.open(None, inputs, SETTINGS)
+    state.record_partial(1, [4, 9], 0, Counter())
+    assert state.pending_of(1, 10) == [4, 9]
+    with pytest.raises(ConfigError, match="record 10 of body 2 as still to send, but that "
+                                          "body has 9 records"):
+        state.pending_of(1, 9)
+    state.check_end(2)
+    with pytest.raises(ConfigError, match="names body 2, but the inputs make 1 bodies"):
+        state.check_end(1)
+
+
 def test_two_runs_cannot_share_a_state_file(tmp_path: Path,
                                             inputs: list[dict[str, object]]) -> None:
     path = str(tmp_path / "s.json")

@@ -165,23 +165,11 @@ class Checkpoint:
                               "settings to resume, or add --restart to upload everything again "
                               "from the start")
         try:
-            return cls(
-                path, inputs, settings,
-                next_body=int(data["next_body"]),
-                acked_above={int(x) for x in data["acked_above"]},
-                partial={int(k): [int(i) for i in v] for k, v in data["partial"].items()},
-                complete=bool(data["complete"]),
-                bodies_total=data.get("bodies_total"),
-                delivered_through=data.get("delivered_through"),
-                accepted=int(data["totals"]["accepted"]),
-                rejected=Counter({str(k): int(v)
-                                  for k, v in data["totals"]["rejected"].items()}),
-                runs=int(data.get("runs", 0)),
-                resumed=True,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{path}: the state file is damaged ({exc!r}); rerun with "
-                              "--restart to start over") from None
+            return cls(path, inputs, settings, resumed=True, **_progress(data))
+        except _Damaged as exc:
+            raise ConfigError(f"{path}: the state file is damaged ({exc}); restore it from a "
+                              "backup, or rerun with --restart to upload everything again from "
+                              "the start") from None
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -189,9 +177,29 @@ class Checkpoint:
         """Was body ``seq`` fully acknowledged by an earlier run (or this one)?"""
         return seq < self.next_body or seq in self.acked_above
 
-    def pending_of(self, seq: int) -> list[int] | None:
-        """Indices still to send of a body CleverTap answered in part, or None (send all)."""
-        return self.partial.get(seq)
+    def pending_of(self, seq: int, size: int | None = None) -> list[int] | None:
+        """Indices still to send of a body CleverTap answered in part, or None (send all).
+        With ``size`` (the body's records), ConfigError when the state names a record the
+        body does not have: the state file was damaged (edited by hand, say)."""
+        pending = self.partial.get(seq)
+        if pending and size is not None and pending[-1] >= size:
+            raise ConfigError(
+                f"{self.path}: the state file is damaged: it lists record {pending[-1] + 1} "
+                f"of body {seq + 1} as still to send, but that body has {size} records; "
+                "restore it from a backup, or rerun with --restart to upload everything "
+                "again from the start")
+        return pending
+
+    def check_end(self, bodies_total: int) -> None:
+        """ConfigError when the state names a body at or past ``bodies_total``, the number
+        of bodies the inputs make: the state file was damaged."""
+        beyond = [seq for seq in (*self.acked_above, *self.partial) if seq >= bodies_total]
+        if self.next_body > bodies_total or beyond:
+            seq = max([self.next_body - 1, *beyond])
+            raise ConfigError(
+                f"{self.path}: the state file is damaged: it names body {seq + 1}, but the "
+                f"inputs make {bodies_total} bodies; restore it from a backup, or rerun with "
+                "--restart to upload everything again from the start")
 
     # ---- updates (the caller serialises them) -----------------------------------------------
 
@@ -265,6 +273,74 @@ class Checkpoint:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+class _Damaged(ValueError):
+    """A field of a state file that no run of ctmap writes (its message names it)."""
+
+
+def _number(value: Any, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise _Damaged(f"{what} must be a whole number, 0 or more, not {value!r:.40}")
+    return value
+
+
+def _progress(data: dict[str, Any]) -> dict[str, Any]:
+    """The progress fields of a loaded state, checked (types and ranges: an index is never
+    negative, a body above the watermark is above it, pending records are listed once and
+    in order), so that a damaged file is refused as such and never sends the wrong records;
+    _Damaged names the field."""
+    for name in ("next_body", "acked_above", "partial", "complete", "totals"):
+        if name not in data:
+            raise _Damaged(f"{name} is missing")
+    next_body = _number(data["next_body"], "next_body")
+    acked = data["acked_above"]
+    if type(acked) is not list:
+        raise _Damaged("acked_above must be a list of body numbers")
+    acked_above = {_number(x, "each of acked_above") for x in acked}
+    if any(x <= next_body for x in acked_above):
+        raise _Damaged("acked_above names a body that is not above next_body")
+    if type(data["partial"]) is not dict:
+        raise _Damaged("partial must map body numbers to lists of record numbers")
+    partial: dict[int, list[int]] = {}
+    for key, value in data["partial"].items():
+        if not key.isdigit() or not key.isascii():
+            raise _Damaged(f"partial: {key!r:.40} is not a body number")
+        if type(value) is not list:
+            raise _Damaged(f'partial["{key}"] must be a list of record numbers')
+        indices = [_number(i, f'each of partial["{key}"]') for i in value]
+        if indices != sorted(set(indices)):
+            raise _Damaged(f'partial["{key}"] must list record numbers in order, each once')
+        partial[int(key)] = indices
+    complete = data["complete"]
+    if type(complete) is not bool:
+        raise _Damaged("complete must be true or false")
+    total = data.get("bodies_total")
+    bodies_total = None if total is None else _number(total, "bodies_total")
+    if complete and (bodies_total is None or next_body < bodies_total or partial
+                     or acked_above):
+        raise _Damaged("complete is true, but not every body is acknowledged")
+    delivered = data.get("delivered_through")
+    if delivered is not None and (type(delivered) is not dict
+                                  or type(delivered.get("source")) is not str):
+        raise _Damaged("delivered_through must name a source and a line")
+    if delivered is not None:
+        _number(delivered.get("line"), "delivered_through.line")
+    totals = data["totals"]
+    if type(totals) is not dict or type(totals.get("rejected")) is not dict:
+        raise _Damaged("totals must hold accepted and rejected")
+    return {
+        "next_body": next_body,
+        "acked_above": acked_above,
+        "partial": partial,
+        "complete": complete,
+        "bodies_total": bodies_total,
+        "delivered_through": delivered,
+        "accepted": _number(totals.get("accepted"), "totals.accepted"),
+        "rejected": Counter({str(k): _number(v, f"totals.rejected.{k}")
+                             for k, v in totals["rejected"].items()}),
+        "runs": _number(data.get("runs", 0), "runs"),
+    }
 
 
 def _lock(path: str) -> IO[bytes]:

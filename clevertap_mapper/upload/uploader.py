@@ -278,7 +278,8 @@ class Uploader:
                     if self._checkpoint.is_acked(body.seq):
                         report.bodies_skipped += 1
                         continue
-                    job = _Job.of(body, self._checkpoint.pending_of(body.seq))
+                    pending = self._checkpoint.pending_of(body.seq, len(body.records))
+                    job = _Job.of(body, pending)
                     del body  # its record dicts go now, not after the next body is batched
                     if not job.pending:
                         try:
@@ -294,6 +295,7 @@ class Uploader:
                     self._queue.put(job)
                     self._tick()
                 else:
+                    self._checkpoint.check_end(report.bodies)  # ConfigError if damaged
                     finished_reading = True
             except KeyboardInterrupt:
                 self.stop()
