@@ -291,6 +291,32 @@ def test_stop_saves_and_a_rerun_finishes(ct: FakeCleverTap, tmp_path: Path) -> N
     assert len(counts) == 20000 and set(counts.values()) == {1}
 
 
+@pytest.mark.parametrize("profiles_first", [False, True], ids=["all-rejected", "profile-pass"])
+def test_a_stop_is_taken_while_no_body_fills(ct: FakeCleverTap, tmp_path: Path,
+                                             profiles_first: bool) -> None:
+    """Ctrl-C while the input makes no body (every event rejected, or --profiles-first's
+    profile pass over events only) stops the reading at the next read (1 MiB), not when a
+    body finally fills; a rerun then does the whole job."""
+    if profiles_first:
+        lines = [track(n) for n in range(30000)]
+    else:
+        lines = [{"type": "track", "event": "Product Viewed",  # no userId: rejected
+                  "properties": {"n": n, "sku": "x" * 40}} for n in range(30000)]
+    events = write_ndjson(tmp_path / "e.ndjson", lines)
+    assert events.stat().st_size > 2 * 1024 * 1024  # several reads
+    stop = threading.Event()
+    stop.set()
+    first = upload(ct, [events], tmp_path, profiles_first=profiles_first, stop=stop)
+    assert first.outcome == "interrupted" and first.unread
+    assert 0 < first.summary.events < 30000 and ct.requests == []
+    second = upload(ct, [events], tmp_path, profiles_first=profiles_first)
+    assert second.outcome == "complete" and second.summary.events == 30000
+    if profiles_first:
+        assert len(ct.accepted) == 30000
+    else:
+        assert sum(second.rejected.values()) == 30000 == len(rejects(tmp_path))
+
+
 def test_a_finished_job_sends_nothing_again(ct: FakeCleverTap, tmp_path: Path) -> None:
     inputs, _ = mixed_inputs(tmp_path, events=1200, tokens=0)
     first = upload(ct, inputs, tmp_path)

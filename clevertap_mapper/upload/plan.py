@@ -39,6 +39,10 @@ class Body:
     is_token: bool = False
 
 
+class Stopped(Exception):
+    """``plan_bodies`` stopped reading because its ``stop`` asked it to (between two reads)."""
+
+
 def _is_event(record: Record) -> bool:
     return record.get("type") == "event"
 
@@ -57,7 +61,8 @@ def check_passes(inputs: list[str], profiles_first: bool) -> None:
 def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
                 checker: Checker | None = None, profiles_first: bool = False,
                 max_records: int = MAX_BATCH_RECORDS,
-                max_tokens: int = MAX_TOKEN_BATCH_RECORDS) -> Iterator[Body]:
+                max_tokens: int = MAX_TOKEN_BATCH_RECORDS,
+                stop: Callable[[], bool] | None = None) -> Iterator[Body]:
     """The numbered upload bodies of ``inputs``, counting what is read into ``summary``.
 
     ``profiles_first``: CleverTap's advice for history (spec s1.10) is profiles before events;
@@ -65,6 +70,10 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
     (the second pass counts nothing and repeats no rejection).
 
     Rejections met after the last body come in a final body with no records.
+
+    ``stop`` is asked after every read (1 MiB): when it says so, Stopped is raised, so that a
+    stop is taken at once even while no body fills (every event rejected, or the profile
+    pass over events).
     """
     check_passes(inputs, profiles_first)
     passes: list[Callable[[Record], bool] | None] = (
@@ -77,7 +86,8 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
         first = number == 0
         stage = Stage(config, summary if first else Summary(), checker)
         bodies = _Bodies(keep, carried, first, max_records, max_tokens)
-        for body in _one_pass(files, converter, stage, bodies, summary if first else None):
+        for body in _one_pass(files, converter, stage, bodies, summary if first else None,
+                              stop):
             body.seq = seq
             seq += 1
             yield body
@@ -86,7 +96,7 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
 
 
 def _one_pass(files: list[str], converter: ChunkConverter, stage: Stage, bodies: _Bodies,
-              summary: Summary | None) -> Iterator[Body]:
+              summary: Summary | None, stop: Callable[[], bool] | None) -> Iterator[Body]:
     """The bodies of one pass over ``files``, each as soon as it is full, then the rest;
     with ``summary``, what the pass counted goes there, a block at a time."""
     for name in files:
@@ -97,6 +107,8 @@ def _one_pass(files: list[str], converter: ChunkConverter, stage: Stage, bodies:
             if summary is not None:
                 bodies.count_into(summary)
             yield from bodies.take()
+            if stop is not None and stop():
+                raise Stopped
     yield from bodies.drain()
 
 

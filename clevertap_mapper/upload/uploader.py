@@ -54,7 +54,7 @@ from clevertap_mapper.upload.client import (
     Unprocessed,
     upload_url,
 )
-from clevertap_mapper.upload.plan import Body, check_passes, plan_bodies
+from clevertap_mapper.upload.plan import Body, Stopped, check_passes, plan_bodies
 from clevertap_mapper.upload.retry import (
     DEFAULT_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -252,6 +252,11 @@ class Uploader:
         self._stop.set()
         self._halt.set()
 
+    def stopping(self) -> bool:
+        """The run is stopping (asked to, or failed): the body stream may stop reading
+        (``plan_bodies``'s ``stop``), since no more bodies will be taken."""
+        return self._stop.is_set() or self._halt.is_set()
+
     # ---- the calling thread ------------------------------------------------------------------
 
     def run(self, bodies: Iterable[Body]) -> UploadReport:
@@ -299,6 +304,8 @@ class Uploader:
                     finished_reading = True
             except KeyboardInterrupt:
                 self.stop()
+            except Stopped:
+                pass  # the stream saw the stop (or the failure) between two reads
             except BaseException:
                 self._drain(None)
                 raise
@@ -679,7 +686,8 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
                 uploader.report.state_path = state_path
                 uploader.report.rejects_path = rejects_path
                 bodies = plan_bodies(inputs, mapper, uploader.report.summary, checker=checker,
-                                     profiles_first=options.profiles_first)
+                                     profiles_first=options.profiles_first,
+                                     stop=uploader.stopping)
                 return uploader.run(_closing(bodies))
         finally:
             if rejects is not None:
