@@ -27,6 +27,11 @@ class InputError(CtmapError):
         self.line = line
 
 
+class DamagedInputError(InputError):
+    """An input's own bytes are damaged part way (truncated or corrupt gzip): the lines before
+    ``line`` are intact and read the same every time; the rest cannot be read."""
+
+
 class OutputError(CtmapError):
     """An output file cannot be written (disk full, no permission); the run stops with 1."""
 

@@ -3,6 +3,7 @@ exit codes, settings file, resume, and the passcode kept out of every output."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pty
@@ -423,3 +424,38 @@ def test_a_state_naming_records_a_body_lacks_is_a_clear_error(ct: FakeCleverTap,
     assert (f"ctmap: error: {state}: the state file is damaged: it lists record 5001 of body 1 "
             "as still to send, but that body has 1000 records") in flat(result.stderr)
     assert "--restart" in result.stderr and ct.requests == []
+
+
+def test_a_truncated_gzip_input_sends_what_precedes_it_and_says_so(ct: FakeCleverTap,
+                                                                  clean: Path,
+                                                                  tmp_path: Path) -> None:
+    """good + truncated gzip + good: the lines before the damage all go (with their
+    rejections), the summary is printed, the error says what went, what did not and what to
+    do; the rerun sends nothing twice and says the same."""
+    lines = [json.dumps(track(10000 + n)).encode() + b"\n" for n in range(600)]
+    lines[300] = b"{oops\n"
+    whole = gzip.compress(b"".join(lines), mtime=0)
+    broken = tmp_path / "t.ndjson.gz"
+    broken.write_bytes(whole[: len(whole) * 3 // 4])
+    other = write_ndjson(tmp_path / "g2.ndjson", [track(20000 + n) for n in range(10)])
+    state = tmp_path / "job.state"
+    args = (clean, broken, other, "--endpoint", ct.url, "--state", state)
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    text = flat(result.stderr)
+    assert "ctmap upload: failed" in text and "pending: 0 + the rest of the input" in text
+    line = int(text.split("truncated or corrupt after line ")[1].split()[0])
+    assert 301 < line < 600
+    assert ("Upload: every line before it was delivered (accepted, or in the rejects file); "
+            f"nothing after it was read or sent (the rest of {broken} and {other})") in text
+    assert "Rerunning this command sends nothing twice and stops here again" in text
+    assert f"tail -n +{line + 1} > rest.ndjson) and {other}" in text
+    sent = {("event", n) for n in [*range(1200), *range(10000, 10000 + line)]
+            if n != 10300}
+    assert set(tally(ct.accepted)) == sent and len(ct.accepted) == len(sent)
+    rejected = [json.loads(x) for x in Path(default_rejects_path(str(state))).read_text()
+                .splitlines()]
+    assert [(r["source"], r["line"]) for r in rejected] == [(str(broken), 301)]
+    again = run(*args)
+    assert again.exit_code == 1 and "sends nothing twice" in flat(again.stderr)
+    assert len(ct.accepted) == len(sent)

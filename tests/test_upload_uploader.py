@@ -425,18 +425,42 @@ def test_a_missing_input_is_refused_before_sending(ct: FakeCleverTap, tmp_path: 
     assert ct.requests == []
 
 
-def test_a_corrupt_input_stops_after_the_work_in_flight(ct: FakeCleverTap,
-                                                        tmp_path: Path) -> None:
+def test_a_corrupt_input_stops_after_sending_every_line_before_the_damage(
+        ct: FakeCleverTap, tmp_path: Path) -> None:
+    """A truncated gzip among the inputs: every line before the damage is delivered (its
+    last, unfilled body too: those lines are the same on every read of the file), the run
+    ends as failed with a report saying so, and a rerun sends nothing twice."""
     events = write_ndjson(tmp_path / "e.ndjson", [track(n) for n in range(2500)])
     packed = gzip.compress(b"".join(orjson.dumps(track(10000 + n)) + b"\n"
                                    for n in range(9000)))
     broken = tmp_path / "broken.ndjson.gz"
     broken.write_bytes(packed[: len(packed) // 2])
-    with pytest.raises(InputError, match="truncated or corrupt"):
-        upload(ct, [events, broken], tmp_path, state=False)
-    # whole bodies read before the error were delivered; the rest of the input waits
-    assert len(ct.accepted) % 1000 == 0 and len(ct.accepted) >= 2000
+    intact = sum(1 for _ in _lines_before_damage(broken))
+    assert 0 < intact < 9000 and (2500 + intact) % 1000
+    report = upload(ct, [events, broken], tmp_path)
+    assert report.outcome == "failed" and report.unread and report.pending_records == 0
+    assert report.error is not None and "truncated or corrupt" in report.error
+    assert "every line before it was delivered" in report.error
+    assert f"tail -n +{intact + 1}" in report.error
+    assert tally(ct.accepted) == tally([*map(_mapped, range(2500)),
+                                        *map(_mapped, range(10000, 10000 + intact))])
+    again = upload(ct, [events, broken], tmp_path)
+    assert again.outcome == "failed" and again.accepted == 0
     assert tally(ct.accepted).most_common(1)[0][1] == 1
+
+
+def _lines_before_damage(path: Path) -> Iterator[bytes]:
+    with gzip.open(path, "rb") as f:
+        try:
+            for line in f:
+                if line.endswith(b"\n"):
+                    yield line
+        except EOFError:
+            return
+
+
+def _mapped(n: int) -> dict[str, Any]:
+    return {"type": "event", "evtData": {"n": n}}
 
 
 # ---- matching CleverTap's answers back to records (a scripted sender, no HTTP) -------------

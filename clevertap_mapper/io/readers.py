@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from clevertap_mapper.errors import InputError
+from clevertap_mapper.errors import DamagedInputError, InputError
 from clevertap_mapper.io.model import (
     RAW_TEXT_LIMIT,
     Position,
@@ -276,10 +276,10 @@ def read_blocks(name: str) -> Iterator[Block]:
             yield Block(lineno, partial, offset)
     except TruncatedInput as exc:
         where = (f"truncated or corrupt after line {lineno - 1} ({exc}); the lines before it "
-                 "were read" if lineno > 1 else f"corrupt from its start ({exc})")
+                 "are intact" if lineno > 1 else f"corrupt from its start ({exc})")
         source = source_name(name)
-        raise InputError(f"{source}: the gzip data is {where}. Re-copy or re-download the "
-                         "file", source=source, line=lineno) from None
+        raise DamagedInputError(f"{source}: the gzip data is {where}. Re-copy or re-download "
+                                "the file", source=source, line=lineno) from None
     except OSError as exc:
         source = source_name(name)
         raise InputError(f"{source}: read error after line {lineno - 1} ({exc})",

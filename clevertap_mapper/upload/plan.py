@@ -17,7 +17,7 @@ from typing import Any
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
-from clevertap_mapper.errors import ConfigError
+from clevertap_mapper.errors import ConfigError, DamagedInputError
 from clevertap_mapper.io.model import Position, Rejection
 from clevertap_mapper.io.readers import STDIN, expand_inputs, read_blocks, source_name
 from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS, Batcher
@@ -69,7 +69,8 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
     the inputs are then read twice, streaming: profiles and tokens first, events second
     (the second pass counts nothing and repeats no rejection).
 
-    Rejections met after the last body come in a final body with no records.
+    Rejections met after the last body come in a final body with no records. A damaged input
+    (DamagedInputError) ends the stream after the bodies of every line before the damage.
 
     ``stop`` is asked after every read (1 MiB): when it says so, Stopped is raised, so that a
     stop is taken at once even while no body fills (every event rejected, or the profile
@@ -86,11 +87,25 @@ def plan_bodies(inputs: list[str], config: MapperConfig, summary: Summary, *,
         first = number == 0
         stage = Stage(config, summary if first else Summary(), checker)
         bodies = _Bodies(keep, carried, first, max_records, max_tokens)
-        for body in _one_pass(files, converter, stage, bodies, summary if first else None,
-                              stop):
-            body.seq = seq
-            seq += 1
-            yield body
+        try:
+            for body in _one_pass(files, converter, stage, bodies, summary if first else None,
+                                  stop):
+                body.seq = seq
+                seq += 1
+                yield body
+        except DamagedInputError:
+            # The lines before the damage are the same on every read of the file (whose size
+            # and mtime a checkpoint holds), so the bodies they fill are numbered the same on
+            # every run: send them, and their rejections, before stopping. (Not so for a read
+            # error, which may strike elsewhere next time: there only full bodies go.)
+            rest = bodies.drain()
+            if carried:
+                rest.append(Body(-1, [], [], carried[:]))
+            for body in rest:
+                body.seq = seq
+                seq += 1
+                yield body
+            raise
     if carried:
         yield Body(seq, [], [], carried[:])
 

@@ -39,11 +39,12 @@ import orjson
 
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
-from clevertap_mapper.errors import ConfigError, FatalUploadError, InputError
+from clevertap_mapper.errors import ConfigError, DamagedInputError, FatalUploadError, InputError
 from clevertap_mapper.io.model import Rejection
-from clevertap_mapper.io.readers import STDIN, expand_inputs, require_inputs
+from clevertap_mapper.io.readers import STDIN, expand_inputs, require_inputs, source_name
 from clevertap_mapper.io.writers import MAX_BATCH_RECORDS, MAX_TOKEN_BATCH_RECORDS
 from clevertap_mapper.pipeline import Summary
+from clevertap_mapper.text import plural
 from clevertap_mapper.upload.client import (
     DEFAULT_TIMEOUT,
     Ack,
@@ -245,6 +246,7 @@ class Uploader:
         self._outstanding: dict[int, _Job] = {}  # bodies handed to workers, not yet finished
         self._closed = False  # run() has returned: late workers must not touch files
         self._failure: tuple[Outcome, BaseException] | None = None
+        self.input_error: InputError | None = None  # an input that could not be read to its end
         self.report = UploadReport(lowest_concurrency=concurrency)
 
     def stop(self) -> None:
@@ -263,8 +265,10 @@ class Uploader:
         """Deliver ``bodies``; returns the report (``outcome`` says how it ended).
 
         401/403 and the like end it with outcome "failed" (``error`` says what to check).
-        Whatever the body stream raises (InputError for an unreadable input) is raised after
-        the work in flight is done and saved.
+        So does an input that cannot be read to its end (InputError from the body stream,
+        kept in ``input_error``), once the bodies read before it are delivered and saved.
+        Whatever else the body stream raises is raised after the work in flight is done and
+        saved.
         """
         report = self.report
         started = self._clock()
@@ -306,6 +310,13 @@ class Uploader:
                 self.stop()
             except Stopped:
                 pass  # the stream saw the stop (or the failure) between two reads
+            except InputError as error:
+                # An input cannot be read further: deliver what was read (the bodies in flight),
+                # then end as failed, with a summary of what went and what did not.
+                self._drain(None)
+                self._fail("failed", error)
+                if self._failure is not None and self._failure[1] is error:
+                    self.input_error = error  # not when a worse failure came first
             except BaseException:
                 self._drain(None)
                 raise
@@ -335,7 +346,7 @@ class Uploader:
             outcome, exc = self._failure
             report.outcome = outcome
             report.error = str(exc)
-            if not isinstance(exc, (_GaveUp, FatalUploadError)):
+            if not isinstance(exc, (_GaveUp, FatalUploadError, InputError)):
                 raise exc  # a bug: let it surface with its traceback
         elif self._stop.is_set():
             report.outcome = "interrupted"
@@ -688,7 +699,12 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
                 bodies = plan_bodies(inputs, mapper, uploader.report.summary, checker=checker,
                                      profiles_first=options.profiles_first,
                                      stop=uploader.stopping)
-                return uploader.run(_closing(bodies))
+                report = uploader.run(_closing(bodies))
+                if uploader.input_error is not None:
+                    report.error = _unread_input_text(
+                        uploader.input_error, report, checkpoint, inputs,
+                        profiles_first=options.profiles_first)
+                return report
         finally:
             if rejects is not None:
                 rejects.close()
@@ -704,6 +720,44 @@ def _check_inputs(inputs: list[str]) -> None:
         if name != STDIN and not os.path.isfile(name):
             raise InputError(f"{name}: not a regular file; upload reads files, or - for stdin",
                              source=name)
+
+
+def _unread_input_text(error: InputError, report: UploadReport, checkpoint: Checkpoint,
+                       inputs: list[str], *, profiles_first: bool) -> str:
+    """The error of an input that could not be read to its end, with what was delivered, what
+    was not, and what to do: a data engineer must neither lose records nor send them twice."""
+    source, line = error.source, error.line or 1
+    files = [source_name(name) for name in expand_inputs(inputs)]
+    later = files[files.index(source) + 1:] if source in files else []
+    after = ("" if not later else f" and {', '.join(later)}" if len(later) <= 3
+             else f" and the {len(later)} inputs after it")
+    rerun = ("Rerunning this command sends nothing twice" if checkpoint.path is not None
+             else "Without --state a rerun sends everything again")
+    if report.pending_records:
+        went = (f"{plural(report.pending_records, 'record')} read before it were not delivered"
+                + (" and stay pending in the state: rerun this command to send them"
+                   if checkpoint.path is not None else ""))
+    else:
+        went = "every line before it was delivered (accepted, or in the rejects file)"
+    if not isinstance(error, DamagedInputError):  # a read error: it may strike elsewhere next
+        done = checkpoint.delivered_through
+        upto = (f"through {done['source']} line {done['line']}" if done is not None
+                else "nothing")
+        return (f"{error}. Upload: delivered {upto}; what was read after that was not sent. "
+                f"{rerun} once {source} reads again"
+                + ("" if checkpoint.path is None else ": it sends the rest"))
+    stale = ("this state no longer matches it and --restart would send everything again"
+             if checkpoint.path is not None else "a rerun would send everything again")
+    if profiles_first:
+        return (f"{error}. Upload: the profile pass of --profiles-first met it, so no event "
+                f"was sent; of the profiles and device tokens, {went}. {rerun}. Once the file "
+                "is repaired, " + ("rerun with --restart" if checkpoint.path is not None
+                                   else "rerun") + ": the profiles and tokens go again "
+                "(setting the same values), then every event once")
+    return (f"{error}. Upload: {went}; nothing after it was read or sent (the rest of "
+            f"{source}{after}). {rerun} and stops here again. Once the file is repaired, "
+            f"{stale}: upload only what is left, as a new job: its lines from line {line} on "
+            f"(zcat {source} | tail -n +{line} > rest.ndjson){after}")
 
 
 def _closing(bodies: Iterator[Body]) -> Iterator[Body]:
