@@ -399,6 +399,20 @@ def test_a_state_made_against_one_endpoint_is_refused_against_another(
         assert tally(real.accepted) == {("event", n): 1 for n in range(10)}
 
 
+def test_a_state_made_by_another_ctmap_version_is_refused(ct: FakeCleverTap,
+                                                         tmp_path: Path) -> None:
+    """Another version may map or batch otherwise: its body numbers could name other records."""
+    events = write_ndjson(tmp_path / "e.ndjson", [track(n) for n in range(10)])
+    assert upload(ct, [events], tmp_path).outcome == "complete"
+    state = tmp_path / "job.state"
+    data = orjson.loads(state.read_bytes())
+    assert data["settings"]["ctmap_version"] not in ("", "0.0.1")
+    data["settings"]["ctmap_version"] = "0.0.1"
+    state.write_bytes(orjson.dumps(data))
+    with pytest.raises(ConfigError, match=r"settings differ \(ctmap_version\)"):
+        upload(ct, [events], tmp_path)
+
+
 def test_profiles_first_orders_the_requests(ct: FakeCleverTap, tmp_path: Path) -> None:
     lines = [track(n) if n % 2 else identify(n, token=n % 4 == 0) for n in range(3000)]
     events = write_ndjson(tmp_path / "e.ndjson", lines)

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
 import queue
 import random as _random
@@ -637,9 +638,11 @@ class Uploader:
 def job_settings(mapper: MapperConfig, checker: Checker | None, *, profiles_first: bool,
                  account_id: str | None, url: str) -> dict[str, Any]:
     """The settings part of the checkpoint fingerprint: everything that decides which records
-    end up in which numbered body, and where they go (account and upload URL: a state made
-    against a test endpoint must not skip bodies against the real one)."""
+    end up in which numbered body (the ctmap version too: another may map or batch otherwise),
+    and where they go (account and upload URL: a state made against a test endpoint must not
+    skip bodies against the real one)."""
     return {
+        "ctmap_version": _ctmap_version(),
         "url": url,
         "mapping": dataclasses.asdict(mapper),
         "checks": None if checker is None else checker.level,
@@ -649,6 +652,13 @@ def job_settings(mapper: MapperConfig, checker: Checker | None, *, profiles_firs
         "max_token_records": MAX_TOKEN_BATCH_RECORDS,
         "account_id": account_id,
     }
+
+
+def _ctmap_version() -> str:
+    try:
+        return importlib.metadata.version("ctmap")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 
 def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials, *,
