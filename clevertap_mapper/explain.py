@@ -13,7 +13,7 @@ Two things, both plain data (no rendering here; ``cli/dryrun.py`` draws them):
   differently from ``--compat rudderstack`` (by fix), and advice where the data calls for it.
   It traces every event once, so it has to be cheap: see ``Overview.add``.
 
-The pure mapping core knows nothing of this module; this module only calls ``map_event``.
+The pure mapping core knows nothing of this module; this module only calls ``map_or_reject``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from clevertap_mapper.errors import MappingError
 from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
 from clevertap_mapper.io.readers import Item
 from clevertap_mapper.mapping import tables as T
-from clevertap_mapper.mapping.core import Record, map_event
+from clevertap_mapper.mapping.core import Record, map_or_reject
 from clevertap_mapper.mapping.js import MISSING, usable
 from clevertap_mapper.mapping.paths import Path, get
 from clevertap_mapper.mapping.trace import FIXES, Decision, Trace
@@ -224,10 +224,10 @@ class Explanation:
 
 def _map(event: Any, config: MapperConfig,
          trace: Trace | None) -> tuple[list[Record], Outcome | None]:
-    try:
-        return map_event(event, config, trace), None
-    except MappingError as exc:
-        return [], Outcome("map", exc.code, exc.message)
+    outcome = map_or_reject(event, config, trace)
+    if isinstance(outcome, MappingError):
+        return [], Outcome("map", outcome.code, outcome.message)
+    return outcome, None
 
 
 def check_records(records: list[Record],
@@ -772,11 +772,7 @@ class Overview:
         kind = event_type(event)
         self.by_type[kind] += 1
         trace = Trace()
-        try:
-            records: list[Record] | None = map_event(event, self.config, trace)
-            error: MappingError | None = None
-        except MappingError as exc:
-            records, error = None, exc
+        records, error = _outcome(event, self.config, trace)
         rules = self.rules
         known = _RULE_IDS
         fixes: list[str] = []
@@ -935,10 +931,11 @@ def _code(outcome: MappingError | bool) -> str:
 
 def _outcome(event: Any, config: MapperConfig,
              trace: Trace | None) -> tuple[list[Record] | None, MappingError | None]:
-    try:
-        return map_event(event, config, trace), None
-    except MappingError as exc:
-        return None, exc
+    """The records, or the MappingError, of mapping ``event`` (``map_or_reject`` as a pair)."""
+    outcome = map_or_reject(event, config, trace)
+    if isinstance(outcome, MappingError):
+        return None, outcome
+    return outcome, None
 
 
 # ---------------------------------------------------------------------------- the whole input
