@@ -34,7 +34,7 @@ from clevertap_mapper.mapping.core import Record, map_or_reject
 from clevertap_mapper.mapping.js import MISSING, usable
 from clevertap_mapper.mapping.paths import Path, get
 from clevertap_mapper.mapping.trace import FIXES, Decision, Trace
-from clevertap_mapper.pipeline import event_type
+from clevertap_mapper.pipeline import UNREADABLE, event_type
 from clevertap_mapper.text import plural
 
 Mode = Literal["default", "rudderstack"]
@@ -49,7 +49,6 @@ _BOOKKEEPING: Final = frozenset({
     "messageId", "rudderId", "channel", "request_ip", "session_id", "sessionId", "event_id",
     "originalTimestamp", "sentAt", "receivedAt", "timestamp", "version", "writeKey",
 })
-UNREADABLE: Final = "(unreadable)"
 RECORDS: Final = "(records)"
 
 

@@ -20,6 +20,7 @@ from clevertap_mapper.io.readers import expand_inputs, read_blocks, source_name
 from clevertap_mapper.io.writers import BatchWriter, Output, RejectsWriter
 from clevertap_mapper.stage import (
     NO_TYPE,
+    UNREADABLE,
     ChunkConverter,
     ChunkResult,
     Format,
@@ -31,8 +32,8 @@ from clevertap_mapper.stage import (
 )
 from clevertap_mapper.workers import BLOCK_BYTES, in_workers, units
 
-__all__ = ["NO_TYPE", "Format", "Mapped", "Record", "Summary", "event_type", "map_items",
-           "run_convert"]
+__all__ = ["NO_TYPE", "UNREADABLE", "Format", "Mapped", "Record", "Summary", "event_type",
+           "map_items", "run_convert"]
 
 
 ProgressHook = Callable[[Summary], None]

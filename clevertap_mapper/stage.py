@@ -87,7 +87,7 @@ class Mapped:
 
 
 NO_TYPE = "(none)"
-UNREADABLE = "(unreadable)"  # a line (or batch item) the reader rejected
+UNREADABLE = "(unreadable)"  # a line (or batch item) the reader rejected; the dry run's too
 
 
 def event_type(event: Any) -> str:
