@@ -12,8 +12,9 @@ which numbers CleverTap acknowledged:
   or a 400 is being bisected), the indices of its records still unresolved, so a rerun sends
   only those;
 - ``inputs`` / ``settings``: the fingerprint (path, size, mtime of every input; mapping and
-  batching settings; account id). A rerun with anything different is refused: the numbers
-  would name other records. ``--restart`` starts over.
+  batching settings, account id, upload URL and ctmap version: ``uploader.job_settings``). A
+  rerun with anything different is refused: the numbers would name other records, or the
+  bodies acknowledged went elsewhere. ``--restart`` starts over.
 - ``totals``: accepted and rejected counts over all runs of this job, for the exit code of a
   rerun.
 
@@ -167,9 +168,7 @@ class Checkpoint:
         try:
             return cls(path, inputs, settings, resumed=True, **_progress(data))
         except _Damaged as exc:
-            raise ConfigError(f"{path}: the state file is damaged ({exc}); restore it from a "
-                              "backup, or rerun with --restart to upload everything again from "
-                              "the start") from None
+            raise _damaged(path, f" ({exc})") from None
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -183,11 +182,8 @@ class Checkpoint:
         body does not have: the state file was damaged (edited by hand, say)."""
         pending = self.partial.get(seq)
         if pending and size is not None and pending[-1] >= size:
-            raise ConfigError(
-                f"{self.path}: the state file is damaged: it lists record {pending[-1] + 1} "
-                f"of body {seq + 1} as still to send, but that body has {size} records; "
-                "restore it from a backup, or rerun with --restart to upload everything "
-                "again from the start")
+            raise _damaged(self.path, f": it lists record {pending[-1] + 1} of body {seq + 1} "
+                           f"as still to send, but that body has {size} records")
         return pending
 
     def check_end(self, bodies_total: int) -> None:
@@ -196,10 +192,8 @@ class Checkpoint:
         beyond = [seq for seq in (*self.acked_above, *self.partial) if seq >= bodies_total]
         if self.next_body > bodies_total or beyond:
             seq = max([self.next_body - 1, *beyond])
-            raise ConfigError(
-                f"{self.path}: the state file is damaged: it names body {seq + 1}, but the "
-                f"inputs make {bodies_total} bodies; restore it from a backup, or rerun with "
-                "--restart to upload everything again from the start")
+            raise _damaged(self.path, f": it names body {seq + 1}, but the inputs make "
+                           f"{bodies_total} bodies")
 
     # ---- updates (the caller serialises them) -----------------------------------------------
 
@@ -273,6 +267,12 @@ class Checkpoint:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+def _damaged(path: str | None, what: str) -> ConfigError:
+    """The error for a state file that no run of ctmap wrote: ``what`` follows "damaged"."""
+    return ConfigError(f"{path}: the state file is damaged{what}; restore it from a backup, "
+                       "or rerun with --restart to upload everything again from the start")
 
 
 class _Damaged(ValueError):
