@@ -339,9 +339,8 @@ class Uploader:
                 report.resumed = self._checkpoint.resumed
                 try:
                     self._checkpoint.save()
-                except FatalUploadError as error:  # the disk is full: say so, as _fail would
-                    if self._failure is None or self._failure[0] != "failed":
-                        self._failure = ("failed", error)
+                except FatalUploadError as error:  # the disk is full
+                    self._fail_locked("failed", error)
                 report.elapsed = self._clock() - started
         if self._failure is not None:
             outcome, exc = self._failure
@@ -421,9 +420,14 @@ class Uploader:
 
     def _fail(self, outcome: Outcome, exc: BaseException) -> None:
         with self._lock:
-            if self._failure is None or (outcome == "failed" and self._failure[0] != "failed"):
-                self._failure = (outcome, exc)
+            self._fail_locked(outcome, exc)
         self._halt.set()
+
+    def _fail_locked(self, outcome: Outcome, exc: BaseException) -> None:
+        """Note how the run failed (the lock held): the first failure, unless a worse one
+        ("failed" after a "gave_up") comes later."""
+        if self._failure is None or (outcome == "failed" and self._failure[0] != "failed"):
+            self._failure = (outcome, exc)
 
     def _finish(self, job: _Job) -> None:
         if not job.acked and job.progressed:
