@@ -1,7 +1,10 @@
 """The exception tree: one root, subclasses grouped by how a caller reacts.
 
-- ConfigError: fatal before any work (bad settings, credentials, region).
+- ConfigError: fatal, before any work (bad settings, credentials, region) or on finding an
+  upload state file damaged.
 - InputError: a whole input cannot be read (missing file, corrupt gzip); the run stops with 1.
+  DamagedInputError: its gzip data is damaged part way; the lines before are read (and an
+  upload sends them) first.
 - OutputError: an output cannot be written (disk full); the run stops with 1.
 - MappingError: one event cannot be mapped; it goes to the rejects file and the run goes on.
 - UploadError: retriable (RetriableUploadError) or fatal (FatalUploadError) delivery problems.

@@ -3,7 +3,8 @@
 Each input line becomes events (a plain event, an HTTP batch envelope, an event-archive line or
 a legacy gateway-backup row: spec/rudderstack-inputs.md), CleverTap records (ctmap's own
 output, for ``upload``), or a Rejection that says what is wrong with the line and where. Only a
-file that cannot be read at all (missing, corrupt gzip) stops the run, with InputError.
+file that cannot be read (missing, UTF-16 text, a read error) stops the run, with InputError;
+gzip data damaged part way gives its lines before the damage, then DamagedInputError.
 """
 
 from __future__ import annotations
@@ -223,8 +224,9 @@ def read_blocks(name: str) -> Iterator[Block]:
 
     Blocks end at a newline (the last may lack one). A file is read 1 MiB at a time; stdin is
     passed on as soon as a line is complete, so records flow while its writer still writes.
-    A UTF-8 BOM at the start is dropped. When gzip data turns out truncated or corrupt, the
-    complete lines before the damage are yielded, then InputError names the file and line.
+    A UTF-8 BOM at the start is dropped; a UTF-16 one is an InputError naming the fix. When
+    gzip data turns out truncated or corrupt, the complete lines before the damage are
+    yielded, then DamagedInputError names the file and line.
     """
     lineno = 1
     offset = 0
