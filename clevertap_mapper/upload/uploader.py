@@ -16,9 +16,12 @@
 - progress is committed after every answer that resolves records: rejections first, then
   the checkpoint (see ``state``), so a crash resends at most the bodies in flight;
 - a retry bound reached stops the run ("gave up", the CLI's exit 4), 401/403 stops it at
-  once ("failed", exit 1), ``stop`` (Ctrl-C, SIGTERM) stops taking work, waits ``grace``
-  seconds for requests in flight, and saves ("interrupted", exit 130). Whatever was not
-  acknowledged stays pending for the next run.
+  once ("failed", exit 1), as does a state or rejects file that cannot be written; an input
+  that cannot be read to its end stops it ("failed") once the bodies read before it are
+  delivered;
+  ``stop`` (Ctrl-C, SIGTERM) stops taking work, and the reading at its next read, waits
+  ``grace`` seconds for requests in flight, and saves ("interrupted", exit 130). Whatever was
+  not acknowledged stays pending for the next run.
 """
 
 from __future__ import annotations
