@@ -9,7 +9,7 @@ class ExitCode(IntEnum):
     """What a ctmap process's exit status means."""
 
     OK = 0  # everything done, nothing rejected
-    ERROR = 1  # configuration, credentials, unreadable input, unexpected failure
+    ERROR = 1  # configuration, credentials, unreadable input, unwritable output, unexpected
     USAGE = 2  # bad command line
     REJECTED = 3  # finished, but some events or records were rejected (see the rejects file)
     GAVE_UP = 4  # upload gave up after retries; state saved, a rerun resumes

@@ -111,7 +111,8 @@ def upload(ctx: click.Context, /, *, inputs: tuple[str, ...], region: str | None
     Exit status: 0 all accepted; 3 finished with rejections (for a --state job, counted over
     all its runs, so rerunning a finished job says the same); 4 gave up after retries (state
     saved: rerun to resume); 130 interrupted (state saved); 1 error (settings, credentials,
-    CleverTap refused the account).
+    CleverTap refused the account, an input that cannot be read to its end, a state or
+    rejects file that cannot be written).
 
     \b
     Examples:
