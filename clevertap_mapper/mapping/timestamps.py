@@ -19,8 +19,7 @@ from typing import Any, Final
 
 from clevertap_mapper.mapping.js import to_number, to_string, truthy
 
-_MS_THRESHOLD: Final = 1e11  # 1e11 s is the year 5138: anything larger is ms, us or ns.
-_MS_THRESHOLD_INT: Final = 10**11
+_MS_THRESHOLD_INT: Final = 10**11  # 1e11 s is the year 5138: anything larger is ms, us or ns.
 # A birthday in seconds is before 2100 (4102444800 is 2100-01-01): a larger number is ms, us
 # or ns. The event-time threshold would read the ms of a birthday from late 1966 to early
 # 1973 (under 1e11 ms from 1970) as seconds, centuries ahead.
