@@ -299,6 +299,14 @@ def test_unread_event_times_do_not_claim_a_ts_that_was_not_sent() -> None:
     assert "ts came from" not in why and "ts was not set" in why
 
 
+def test_d2_a_ts_before_1970_is_traced_as_too_early_as_its_rejection_says() -> None:
+    e = explain_event({"type": "track", "userId": "u1", "event": "E",
+                       "properties": {"ts": "1969-07-20T20:17:40Z"}}, DEFAULT)
+    assert e.rejection is not None and "not after 1970-01-01" in e.rejection.message
+    rule = _decision(e, "ts", "rejected").rule
+    assert rule.startswith("ts: not after 1970-01-01, rejected") and "not a time" not in rule
+
+
 def test_same_output_in_both_modes_is_no_difference() -> None:
     e = explain_event(*CASES["track_ts_iso_same_in_both_modes"])
     assert e.fixes == [] and not e.differs_from_compat and e.differences == []

@@ -351,10 +351,12 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
     if usable(raw):
         secs = epoch_seconds(raw)
         if secs is None:
+            early = epoch_seconds(raw, allow_negative=True) is not None  # a time, too early
             if trace is not None:
-                trace.add("rejected", "ts", "ts: not a time, rejected (the reference would "
-                          "send it)", source=source, fix="D2", before=raw)
-            if epoch_seconds(raw, allow_negative=True) is not None:  # a time, but too early
+                why = "not after 1970-01-01" if early else "not a time"
+                trace.add("rejected", "ts", f"ts: {why}, rejected (the reference would send "
+                          "it)", source=source, fix="D2", before=raw)
+            if early:
                 raise MappingError("invalid_timestamp", f"{source} is {raw!r}, which is not "
                                    "after 1970-01-01; CleverTap takes only later times: send "
                                    "the event's real time")
