@@ -85,7 +85,11 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
     refuse_overlaps(inputs, [("-o", output), ("--rejects", rejects_name)])
     require_inputs(inputs)
     out = Output(output)
-    rejects_writer = RejectsWriter(rejects_name)
+    try:
+        rejects_writer = RejectsWriter(rejects_name)
+    except CtmapError:
+        out.discard()  # nothing was written: leave no .partial behind
+        raise
     try:
         with progress_bar(console, "converting", not quiet) as hook:
             summary = run_convert(list(inputs), settings.mapper, out, rejects_writer,

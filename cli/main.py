@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import click
 
 from clevertap_mapper import compiled
-from clevertap_mapper.errors import ConfigError, CtmapError, InputError
+from clevertap_mapper.errors import CtmapError
 from cli.exit_codes import ExitCode
 
 
@@ -56,7 +56,7 @@ class CtmapGroup(click.Group):
             click.echo("ctmap: stopped: the reader of the output went away (a broken pipe); "
                        "the run did not finish", err=True)
             ctx.exit(ExitCode.ERROR)
-        except (ConfigError, InputError, CtmapError) as exc:
+        except CtmapError as exc:
             if show_traceback:
                 traceback.print_exc()
             click.echo(f"ctmap: error: {exc}", err=True)

@@ -189,12 +189,16 @@ def test_a_full_disk_is_an_error_naming_the_output(tmp_path: Path, full: str) ->
     assert (tmp_path / "x.ndjson.partial").exists() and not (tmp_path / "x.ndjson").exists()
 
 
-def test_an_output_under_a_file_is_an_error_naming_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bad", ["-o", "--rejects"])
+def test_an_output_under_a_file_is_an_error_naming_it(tmp_path: Path, bad: str) -> None:
     src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1]])
-    result = run("convert", str(src), "-o", str(src / "out.ndjson"))
+    good = "--rejects" if bad == "-o" else "-o"
+    result = run("convert", str(src), bad, str(src / "out.ndjson"),
+                 good, str(tmp_path / "x.ndjson"))
     assert result.exit_code == 1
     assert f"cannot create {src / 'out.ndjson'} (a part of its directory path is a file)" \
         in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.ndjson"]  # no .partial left
 
 
 def test_a_dangling_link_in_an_input_directory_is_named_as_one(tmp_path: Path) -> None:

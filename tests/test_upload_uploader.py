@@ -413,6 +413,24 @@ def test_a_state_made_by_another_ctmap_version_is_refused(ct: FakeCleverTap,
         upload(ct, [events], tmp_path)
 
 
+def test_a_rejects_file_that_cannot_be_written_without_state_says_what_a_rerun_does(
+        ct: FakeCleverTap, tmp_path: Path) -> None:
+    events = write_ndjson(tmp_path / "e.ndjson", [b"{broken", *[track(n) for n in range(5)]])
+    report = upload(ct, [events], tmp_path, state=False, rejects_path="/dev/full")
+    assert report.outcome == "failed" and report.error is not None
+    assert "without --state the rerun sends every record again" in report.error
+    assert "pending in the state" not in report.error
+
+
+def test_a_rejects_file_that_cannot_be_created_is_refused_naming_it(
+        ct: FakeCleverTap, tmp_path: Path) -> None:
+    events = write_ndjson(tmp_path / "e.ndjson", [track(1)])
+    where = str(events / "rejects.ndjson")  # under a file
+    with pytest.raises(ConfigError, match=f"cannot create the rejects file {where}"):
+        upload(ct, [events], tmp_path, rejects_path=where)
+    assert ct.requests == []
+
+
 def test_profiles_first_orders_the_requests(ct: FakeCleverTap, tmp_path: Path) -> None:
     lines = [track(n) if n % 2 else identify(n, token=n % 4 == 0) for n in range(3000)]
     events = write_ndjson(tmp_path / "e.ndjson", lines)

@@ -145,6 +145,13 @@ class Output:
                 if not self.is_special:
                     os.replace(self._tmp, self.name)
 
+    def discard(self) -> None:
+        """Stop before anything was written: close, and remove the partial file."""
+        partial = self.abort()
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
+
     def abort(self) -> str | None:
         """Stop without committing; returns the name of the partial file left behind."""
         with contextlib.suppress(BrokenPipeError, ValueError, OSError):

@@ -392,9 +392,11 @@ class RejectsJournal:
     rejects must survive a crash in the middle, and a resumed run adds to them.
     """
 
-    def __init__(self, path: str, *, append: bool) -> None:
+    def __init__(self, path: str, *, append: bool, checkpointed: bool = True) -> None:
+        """``checkpointed``: a state file records what was sent (what a rerun does differs)."""
         self.path = path
         self.count = 0
+        self._checkpointed = checkpointed
         self._out: IO[bytes]
         if path == STDIN:  # ``--rejects -``: stdout, as convert does
             if sys.stdout is None:
@@ -402,10 +404,13 @@ class RejectsJournal:
                                   "give --rejects FILE")
             self._out = sys.stdout.buffer
             return
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        # Unbuffered: a failed write leaves nothing behind for close() to fail on again.
-        self._out = open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            # Unbuffered: a failed write leaves nothing behind for close() to fail on again.
+            self._out = open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            raise ConfigError(f"cannot create the rejects file {path} ({exc.strerror or exc}); "
+                              "check the path and its permissions") from None
 
     def write(self, rejections: list[Rejection]) -> None:
         """Append and make durable (before the checkpoint that says they were written).
@@ -435,10 +440,11 @@ class RejectsJournal:
             if start is not None:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._out.fileno(), start)
-            raise FatalUploadError(
-                f"cannot write the rejects file {self.path} ({exc.strerror or exc}); the "
-                "records whose rejections it could not take stay pending in the state: make "
-                "room and rerun the same command") from None
+            rerun = ("the records whose rejections it could not take stay pending in the "
+                     "state: make room and rerun the same command" if self._checkpointed else
+                     "make room and rerun (without --state the rerun sends every record again)")
+            raise FatalUploadError(f"cannot write the rejects file {self.path} "
+                                   f"({exc.strerror or exc}); {rerun}") from None
         self.count += len(rejections)
 
     def close(self) -> None:

@@ -702,7 +702,8 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
     try:
         if checkpoint.complete:
             return _already_complete(checkpoint, rejects_path)
-        rejects = (RejectsJournal(rejects_path, append=checkpoint.resumed)
+        rejects = (RejectsJournal(rejects_path, append=checkpoint.resumed,
+                                  checkpointed=checkpoint.path is not None)
                    if rejects_path is not None else None)
         try:
             with CleverTapClient(url, credentials, pool_size=options.concurrency,
