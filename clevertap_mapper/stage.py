@@ -286,7 +286,11 @@ class ChunkConverter:
             else:
                 items = unwrap(value, source, lineno)
             for item in items:
-                records, rejections = stage.item(item)
+                if type(item) is SourceEvent and item.event is value:
+                    # The whole line is the event (no string type, say): keep its bytes.
+                    records, rejections = stage.event(value, item.pos, line)
+                else:
+                    records, rejections = stage.item(item)
                 out.add(records, rejections, lineno, item.pos.index)
         return lineno - first_line + 1
 

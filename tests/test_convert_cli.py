@@ -541,6 +541,27 @@ def test_an_integer_beyond_64_bits_rejects_its_event_not_its_batch(tmp_path: Pat
     assert second.endswith(b',"event":' + plain.encode() + b"}")
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_line_without_a_string_type_is_rejected_as_the_bytes_read(tmp_path: Path,
+                                                                    workers: str) -> None:
+    # No type, a number for a type, and no type with an integer beyond 64 bits: each line is
+    # the whole event, so the rejects file keeps it as read, spacing and number forms too.
+    lines = ['{"userId": "u1",  "event": "E", "properties": {"x": 1.0, "y": 1e2}}',
+             '{"type": 5, "userId": "u1"}',
+             '{"userId": "u1", "n": 123456789012345678901234567890}']
+    src = tmp_path / "e.ndjson"
+    src.write_text("\n".join(lines) + "\n")
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects),
+                 "--workers", workers)
+    assert result.exit_code == 3, result.output
+    written = rejects.read_bytes().splitlines()
+    assert [json.loads(r)["code"] for r in written] == [
+        "missing_type", "unsupported_type", "number_out_of_range"]
+    for line, reject in zip(lines, written, strict=True):
+        assert reject.endswith(b',"event":' + line.encode() + b"}")
+
+
 
 @pytest.mark.slow
 def test_events_nested_up_to_the_read_limit_never_stop_the_run(tmp_path: Path) -> None:

@@ -353,6 +353,8 @@ def exact_unwrap(value: Any, source: str, lineno: int, line: bytes) -> Iterator[
     """
     plain = type(value) is dict and "type" in value
     for item in unwrap(value, source, lineno):
+        # The line's own bytes go to the rejects file when the item is the whole line.
+        whole = plain or (type(item) is SourceEvent and item.event is value)
         if type(item) is SourceEvent:
             found = first_out_of_range(item.event)
         elif type(item) is SourceRecords:
@@ -365,7 +367,7 @@ def exact_unwrap(value: Any, source: str, lineno: int, line: bytes) -> Iterator[
         yield Rejection(item.pos, "read", "number_out_of_range", found.message(),
                         event=item.event if type(item) is SourceEvent else None,
                         record=item.records if type(item) is SourceRecords else None,
-                        event_json=line if plain else None)
+                        event_json=line if whole else None)
 
 
 def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
