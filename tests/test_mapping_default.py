@@ -46,8 +46,15 @@ def one(event: dict[str, Any], config: MapperConfig = DEFAULT) -> dict[str, Any]
      1700187922),
     ({"receivedAt": "2023-11-17T02:25:23.923Z", "originalTimestamp": "2023-11-17T02:25:22.5Z"},
      1700187922),
+    # ... and so an unreadable one: receivedAt is never passed over for no ts at all.
+    ({"receivedAt": "2023-11-17T02:25:22.813Z", "originalTimestamp": ""}, 1700187922),
+    ({"receivedAt": "2023-11-17T02:25:23.923Z", "sentAt": "2023-11-17T02:25:24.923Z",
+      "originalTimestamp": "17/11/2023 02:25"}, 1700187922),
+    ({"receivedAt": "2023-11-17T02:25:23.923Z", "sentAt": 1700187924,
+      "originalTimestamp": "2023-11-17T02:25:22.5Z"}, 1700187922),
 ], ids=["timestamp", "receivedAt-skew", "originalTimestamp", "bad-timestamp-falls-back",
-        "skew-to-a-whole-second", "receivedAt-only", "no-originalTimestamp", "no-sentAt"])
+        "skew-to-a-whole-second", "receivedAt-only", "no-originalTimestamp", "no-sentAt",
+        "empty-originalTimestamp", "unreadable-originalTimestamp", "unreadable-sentAt"])
 def test_d1_event_time_when_the_reference_sends_none(fields: dict[str, Any], ts: int) -> None:
     assert one(track(**fields))["ts"] == ts
     assert "ts" not in one(track(**fields), COMPAT)

@@ -310,21 +310,21 @@ def _event_time(event: dict[str, Any]) -> tuple[int | None, str]:
         return us // MICROS, "timestamp"
     received_text = event.get("receivedAt")
     if type(received_text) is str and (received := iso_micros(received_text)) is not None:
-        # The processor counts a missing sentAt or originalTimestamp as receivedAt (an
-        # HTTP API call without them, a gateway backup stamped with the job's receivedAt).
+        # The processor counts a missing or unreadable sentAt or originalTimestamp as
+        # receivedAt (an HTTP API call without them, a gateway backup stamped with the job's
+        # receivedAt, a client that sent ""): receivedAt is never passed over for no ts.
         sent_text, original_text = event.get("sentAt"), event.get("originalTimestamp")
-        sent = received if sent_text is None else (
-            iso_micros(sent_text) if type(sent_text) is str else None)
-        original = received if original_text is None else (
-            iso_micros(original_text) if type(original_text) is str else None)
-        if sent is not None and original is not None:
-            if sent_text is None:  # received - (received - original): the client's time
-                how = "receivedAt" if original_text is None else "originalTimestamp"
-            elif original_text is None:
-                how = "receivedAt - (sentAt - receivedAt)"
-            else:
-                how = "receivedAt - (sentAt - originalTimestamp)"
-            return (received - (sent - original)) // MICROS, how
+        sent = iso_micros(sent_text) if type(sent_text) is str else None
+        original = iso_micros(original_text) if type(original_text) is str else None
+        if sent is None:  # received - (received - original): the client's time
+            how = "receivedAt" if original is None else "originalTimestamp"
+        elif original is None:
+            how = "receivedAt - (sentAt - receivedAt)"
+        else:
+            how = "receivedAt - (sentAt - originalTimestamp)"
+        sent = received if sent is None else sent
+        original = received if original is None else original
+        return (received - (sent - original)) // MICROS, how
     original_text = event.get("originalTimestamp")
     if type(original_text) is str and (us := iso_micros(original_text)) is not None:
         return us // MICROS, "originalTimestamp"
