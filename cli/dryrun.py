@@ -218,9 +218,14 @@ def describe(d: Decision, *, tag: bool = True) -> Text:
         change = f"{fmt(d.before, 60)} -> {after}"
         if d.rule.startswith(f"{d.field}: "):  # "DOB: sent as a CleverTap date"
             text = f"{d.field}: {change} ({d.rule.removeprefix(f'{d.field}: ')})"
-        else:  # "ts <- timestamp (why)"
-            head, paren, why = d.rule.partition(" (")
-            text = f"{head}: {change}" + (f" ({why}" if paren else "")
+        else:  # "ts <- timestamp (why)"; the why is the last parenthesis: a D1 rule's
+            # source may hold one ("receivedAt - (sentAt - originalTimestamp)")
+            head, paren, why = d.rule.rpartition(" (")
+            if not paren:
+                head = d.rule
+            # No before: the value was computed from several fields, which the rule names.
+            text = (f"{head}: {change if d.before is not None else after}"
+                    + (f" ({why}" if paren else ""))
         return Text(label + text, style=style)
     return Text(label + d.rule, style=style)
 

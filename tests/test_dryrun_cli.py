@@ -139,6 +139,17 @@ def test_view_explains_the_user_story_events(workdir: Path) -> None:
     assert "anonymous_not_allowed 1 (first: events.ndjson:4)" in out
 
 
+def test_a_time_computed_from_several_fields_is_shown_with_its_formula(tmp_path: Path) -> None:
+    src = tmp_path / "e.ndjson"
+    src.write_text(json.dumps({"type": "track", "userId": "u", "event": "E",
+                               "receivedAt": "2023-11-17T02:25:23.923Z",
+                               "sentAt": "2023-11-17T02:25:24.923Z",
+                               "originalTimestamp": "2023-11-17T02:25:20.000Z"}) + "\n")
+    out = flat(run(str(src), "--dry-run").stdout)
+    assert ("[D1] ts <- receivedAt - (sentAt - originalTimestamp): 1700187919 (the reference "
+            "sends no usable ts") in out
+
+
 def test_rejection_shows_code_and_how_to_fix(workdir: Path) -> None:
     out = flat(run("events.ndjson", "--dry-run", "--line", "4", "--line", "8", columns=80).stdout)
     assert "Rejected [anonymous_not_allowed]" in out
