@@ -28,7 +28,7 @@ reports every finding as a warning and sends everything; ``off`` skips the stage
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -202,7 +202,8 @@ LIMITS: Final[tuple[Limit, ...]] = (
     Limit("value_length", "value_too_long", "string values of evtData, Items, profileData "
           "and multi-value items", 512, "error", "spec 2.1, 2.3 (CT-plat)",
           "{field} is {hint}; CleverTap allows values of at most {limit} characters: shorten "
-          "it upstream, or split it over several properties"),
+          "it upstream, or split it over several properties (or send it as it is with "
+          "--allow value_too_long: CleverTap may cut it)"),
     Limit("value_bytes", "value_too_many_bytes", "string values (as value_length)", 512,
           "warning", "spec 2.1 (CT-upev-copy says 512 bytes; CT-plat says characters)",
           "{field} is {hint}; one CleverTap page limits values to {limit} bytes, so it may be "
@@ -300,6 +301,10 @@ CLEVERTAP_CODES: Final[dict[str, int]] = {}
 for _row in LIMITS:
     if _row.clevertap is not None:
         CLEVERTAP_CODES.setdefault(_row.code, _row.clevertap)
+
+#: The codes of the error rows: what ``strict`` rejects, and what ``allow`` may let through.
+ERROR_CODES: Final[frozenset[str]] = frozenset(row.code for row in LIMITS
+                                               if row.severity == "error")
 
 _MISSING: Final = object()
 _SHOW: Final = 60  # characters of a value quoted in a message
@@ -463,16 +468,26 @@ class Checker:
     """
 
     __slots__ = ("_clean_event_keys", "_clean_names", "_clean_profile_keys", "_found",
-                 "_max_props", "_props_first", "level", "max_event_properties")
+                 "_max_props", "_props_first", "allow", "level", "max_event_properties")
 
-    def __init__(self, level: CheckLevel = "strict", max_event_properties: int = 256) -> None:
+    def __init__(self, level: CheckLevel = "strict", max_event_properties: int = 256,
+                 allow: Iterable[str] = ()) -> None:
+        """``allow``: error codes reported as warnings, so their records go (``--allow``):
+        for a limit whose outcome CleverTap does not document, such as a value over 512
+        characters, when the user would rather CleverTap had the record."""
         if level not in CHECK_LEVELS:
             raise ValueError(f"check level must be one of {', '.join(CHECK_LEVELS)}, "
                              f"not {level!r}")
         if max_event_properties < 1:
             raise ValueError("max_event_properties must be at least 1")
+        allowed = frozenset(allow)
+        unknown = sorted(allowed - ERROR_CODES)
+        if unknown:
+            raise ValueError(f"cannot allow {', '.join(unknown)}: not the code of a check "
+                             f"that rejects; the codes are {', '.join(sorted(ERROR_CODES))}")
         self.level = level
         self.max_event_properties = max_event_properties
+        self.allow = allowed
         self._max_props = max_event_properties
         # Above this many properties the slow path decides between the 100-warning and 522.
         self._props_first = min(max_event_properties, _L["properties_newer_accounts"].limit)
@@ -483,7 +498,7 @@ class Checker:
 
     def recording(self) -> Checker:
         """A checker like this one that also keeps what it finds, until ``take`` is called."""
-        twin = Checker(self.level, self.max_event_properties)
+        twin = Checker(self.level, self.max_event_properties, self.allow)
         twin._found = []
         return twin
 
@@ -495,7 +510,9 @@ class Checker:
         return found
 
     def __repr__(self) -> str:
-        return f"Checker({self.level!r}, max_event_properties={self.max_event_properties})"
+        allow = f", allow={sorted(self.allow)}" if self.allow else ""
+        return (f"Checker({self.level!r}, max_event_properties={self.max_event_properties}"
+                f"{allow})")
 
     def verdict(self, findings: list[Finding]) -> tuple[str, str] | None:
         """The (code, message) rejecting a record with these findings, or None if it goes.
@@ -525,6 +542,9 @@ class Checker:
             self._token(record, out)
         else:
             out.append(_finding(_L["record_type"], "type", kind))
+        if out and self.allow:
+            out = [Finding(f.code, f.field, f.message, "warning") if f.code in self.allow
+                   else f for f in out]
         if out and self._found is not None:
             self._found.extend(out)
         return out

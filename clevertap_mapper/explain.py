@@ -67,7 +67,8 @@ def other_checker(checker: Checker | None, other: MapperConfig) -> Checker | Non
     records must be the reference's, record for record), strict for the default mode."""
     if checker is None:
         return None
-    return Checker("warn" if other.compat else "strict", checker.max_event_properties)
+    return Checker("warn" if other.compat else "strict", checker.max_event_properties,
+                   checker.allow)
 
 
 def type_label(item: Item) -> str:

@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from clevertap_mapper.checks import Checker, CheckLevel
 from clevertap_mapper.config import MapperConfig, load_settings_file
+from clevertap_mapper.errors import ConfigError
 from clevertap_mapper.io.readers import STDIN
 from clevertap_mapper.io.writers import written_in_place
 
@@ -42,6 +43,11 @@ def mapping_options(f: F) -> F:
         click.option("--max-event-properties", type=click.IntRange(1, 10000), default=256,
                      show_default=True, help="Properties allowed per event (CleverTap: 256, "
                      "or 100 on newer accounts)."),
+        click.option("--allow", "allow", multiple=True, metavar="CODE",
+                     help="Send records whose only errors have this check code, reporting "
+                          "them as warnings (repeatable): e.g. value_too_long, if CleverTap "
+                          "should have values over 512 characters, which it may cut. "
+                          "`ctmap validate` names the codes."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False),
                      help="A ctmap.toml with the same settings (options given here win)."),
     ]
@@ -80,7 +86,13 @@ def resolve_mapping(ctx: click.Context) -> MappingSettings:
     if mapper.compat and "checks" not in file and \
             ctx.get_parameter_source("checks") in (ParameterSource.DEFAULT, None):
         level = "warn"  # compat output must be the reference's, record for record
-    checker = Checker(level, pick(ctx, "max_event_properties", file))
+    allow = pick(ctx, "allow", file)
+    try:
+        checker = Checker(level, pick(ctx, "max_event_properties", file), allow)
+    except ValueError as exc:  # an unknown code
+        if ctx.get_parameter_source("allow") in (ParameterSource.DEFAULT, None):
+            raise ConfigError(f"{path}: allow: {exc}") from None
+        raise click.BadParameter(str(exc), ctx, param_hint="'--allow'") from None
     return MappingSettings(mapper, checker, file)
 
 

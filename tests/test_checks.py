@@ -369,6 +369,26 @@ def test_max_event_properties_is_configurable(maximum: int, count: int,
         assert str(maximum) in found[0].message
 
 
+def test_allowed_codes_are_reported_as_warnings_and_their_records_go() -> None:
+    long = event({"products": "x" * 600, "bad key\n": 1})  # value_too_long, and a warning
+    strict = Checker()
+    assert strict.verdict(findings(long, strict)) is not None
+    allowing = Checker(allow=["value_too_long"])
+    found = findings(long, allowing)
+    assert {f.code for f in found} == {f.code for f in findings(long, strict)}
+    assert all(f.severity == "warning" for f in found if f.code == "value_too_long")
+    assert allowing.verdict(found) is None
+    # Another error still rejects: allow names codes, not a level.
+    both = event({"products": "x" * 600}, identity="")
+    assert allowing.verdict(findings(both, allowing))[0] == "invalid_identity"  # type: ignore[index]
+    assert allowing.recording().allow == allowing.allow
+
+
+def test_only_codes_of_checks_that_reject_can_be_allowed() -> None:
+    with pytest.raises(ValueError, match="cannot allow bogus, value_too_many_bytes"):
+        Checker(allow=["value_too_many_bytes", "bogus", "value_too_long"])  # the first warns
+
+
 # ---------------------------------------------------------------------------- levels
 
 BAD = event({"a.b": 1}, evtName="App Launched")  # one error, one warning

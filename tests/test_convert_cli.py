@@ -138,6 +138,26 @@ def test_config_file_sets_options_and_flags_win(tmp_path: Path) -> None:
     assert result.exit_code == 3
 
 
+def test_allow_sends_what_a_code_would_reject_from_flag_or_file(tmp_path: Path) -> None:
+    long = dict(EVENTS[1], properties={"products": [{"sku": "x" * 100}] * 6})
+    src = write_ndjson(tmp_path / "e.ndjson", [long])
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    refused = run("convert", str(src), "-o", str(out), "--rejects", str(rejects))
+    assert refused.exit_code == 3 and read_lines(out) == []
+    assert "--allow value_too_long" in read_lines(rejects)[0]["message"]
+    sent = run("convert", str(src), "-o", str(out), "--allow", "value_too_long")
+    assert sent.exit_code == 0 and len(read_lines(out)) == 1
+    assert "warnings: 1 (value_too_long 1)" in sent.stderr
+    cfg = tmp_path / "ctmap.toml"
+    cfg.write_text('allow = ["value_too_long"]\n')
+    assert run("convert", str(src), "-o", str(out), "--config", str(cfg)).exit_code == 0
+    cfg.write_text('allow = ["value_too_lng"]\n')
+    result = run("convert", str(src), "-o", str(out), "--config", str(cfg))
+    assert result.exit_code == 1 and "allow: cannot allow value_too_lng" in result.stderr
+    result = run("convert", str(src), "-o", str(out), "--allow", "value_too_lng")
+    assert result.exit_code == 2 and "Invalid value for '--allow'" in result.stderr
+
+
 def test_config_file_problems_are_listed_at_once(tmp_path: Path) -> None:
     cfg = tmp_path / "ctmap.toml"
     cfg.write_text('track_anonymous = "yes"\ncompat = "segment"\nbogus = 1\n')

@@ -399,6 +399,15 @@ def test_a_state_made_against_one_endpoint_is_refused_against_another(
         assert tally(real.accepted) == {("event", n): 1 for n in range(10)}
 
 
+def test_a_state_made_with_other_allowed_codes_is_refused(ct: FakeCleverTap,
+                                                        tmp_path: Path) -> None:
+    """--allow changes which records go, so which records each body number names."""
+    events = write_ndjson(tmp_path / "e.ndjson", [track(n) for n in range(10)])
+    assert upload(ct, [events], tmp_path, checker=Checker()).outcome == "complete"
+    with pytest.raises(ConfigError, match=r"settings differ \(allow\)"):
+        upload(ct, [events], tmp_path, checker=Checker(allow=["value_too_long"]))
+
+
 def test_a_state_made_by_another_ctmap_version_is_refused(ct: FakeCleverTap,
                                                          tmp_path: Path) -> None:
     """Another version may map or batch otherwise: its body numbers could name other records."""

@@ -654,6 +654,7 @@ def job_settings(mapper: MapperConfig, checker: Checker | None, *, profiles_firs
         "mapping": dataclasses.asdict(mapper),
         "checks": None if checker is None else checker.level,
         "max_event_properties": None if checker is None else checker.max_event_properties,
+        "allow": [] if checker is None else sorted(checker.allow),
         "profiles_first": profiles_first,
         "max_records": MAX_BATCH_RECORDS,
         "max_token_records": MAX_TOKEN_BATCH_RECORDS,
