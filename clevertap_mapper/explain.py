@@ -31,7 +31,7 @@ from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRe
 from clevertap_mapper.io.readers import Item
 from clevertap_mapper.mapping import tables as T
 from clevertap_mapper.mapping.core import Record, map_or_reject
-from clevertap_mapper.mapping.js import MISSING, usable
+from clevertap_mapper.mapping.js import MISSING, truthy, usable
 from clevertap_mapper.mapping.paths import Path, get
 from clevertap_mapper.mapping.trace import FIXES, Decision, Trace
 from clevertap_mapper.pipeline import UNREADABLE, event_type
@@ -389,15 +389,39 @@ def _input_summary(event: Any, kind: str, decisions: list[Decision]) -> list[tup
     return out
 
 
+_TS_SOURCES: Final = frozenset(p.text for p in (T.PROPERTIES_TS, T.TRAITS_TS,
+                                                 T.CONTEXT_TRAITS_TS))
+NOTHING: Final = "not sent: null or empty, nothing to send"
+
+
+def _ts_source(decisions: list[Decision], records: list[Record]) -> str | None:
+    """The input path(s) the records' ts came from, or None when no record has a ts."""
+    ts_from = next((d.source for d in decisions if d.field == "ts" and d.source
+                    and d.kind in ("mapped", "fix")), None)
+    return ts_from if ts_from and any("ts" in r for r in records) else None
+
+
 def _why_not_sent(path: str, kind: str, config: MapperConfig, decisions: list[Decision],
-                  records: list[Record]) -> str:
+                  records: list[Record], event: dict[str, Any] | None = None) -> str:
     """The reason an input field that no rule read is not in the record(s)."""
     top = path.split(".", 1)[0]
+    if path in _TS_SOURCES and (ts_from := _ts_source(decisions, records)):
+        return f"not needed: ts came from {ts_from}"  # e.g. traits.ts won over context.traits.ts
+    if (kind == "identify" and path.startswith(T.CONTEXT_TRAITS_OVERRIDES.text)
+            and event is not None and truthy(get(event, T.TRAITS_OVERRIDES))):
+        return "not sent: traits.overrideFields is used instead (the two are not merged)"
+    if kind == "identify" and path in (T.TRAITS_OVERRIDES.text, T.CONTEXT_TRAITS_OVERRIDES.text):
+        return "not sent: an overrideFields that is a number or boolean adds no fields"
     if path.startswith("context.device.token") and kind == "identify":
         if not config.object_id_mapping:
             return ("not sent: device tokens are sent only with --object-id-mapping "
                     "(the token record is keyed by objectId = anonymousId)")
         return "not sent: a device token needs an anonymousId and context.os.name"
+    if path.startswith("context.traits.") and kind == "alias":
+        return "not sent: an alias sends only previousId, userId and traits.ts"
+    if path.startswith("context.traits.") and kind in _EVENT_KINDS:
+        return ("not sent: track, page and screen events send only their properties "
+                "(context.traits.userId and context.traits.id can supply the identity)")
     if top == "context":
         return "not sent: CleverTap records carry no device, library, page or campaign context"
     if top == "integrations":
@@ -406,9 +430,8 @@ def _why_not_sent(path: str, kind: str, config: MapperConfig, decisions: list[De
         if config.compat:
             return ("not sent: the reference takes ts only from properties.ts or traits.ts "
                     "(ctmap's default mode uses the event's own time, fix D1)")
-        ts_from = next((d.source for d in decisions if d.field == "ts" and d.source
-                        and d.kind in ("mapped", "fix")), None)
-        if ts_from and any("ts" in r for r in records):
+        ts_from = _ts_source(decisions, records)
+        if ts_from:
             return f"not needed: ts came from {ts_from}"
         return "not sent: no CleverTap field (ts was not set)"
     if top == "traits" and kind in _EVENT_KINDS:
@@ -489,15 +512,28 @@ def _dropped(event: Any, kind: str, decisions: list[Decision], config: MapperCon
             p = prefix + k
             if p in explained or covered(p):
                 continue
-            if type(v) is dict and v and depth < 3 and partly(p):
+            if type(v) is dict and v and depth < 3 and (partly(p) or p in opened):
                 walk(v, p + ".", depth + 1)
+            elif partly(p):
+                continue  # a string or array read index by index (overrideFields "ab")
+            elif not usable(v) or v in ({}, []):
+                empty.append(p)
             else:
                 unsent.append(p + ".*" if type(v) is dict and v else p)
 
+    # context.traits is read (custom traits, ids, ts, overrides): its fields each get their
+    # own reason, not "no device context".
+    context = event.get("context")
+    opened = ({"context", "context.traits"} if type(context) is dict
+              and type(context.get("traits")) is dict else set())
+    empty: list[str] = []
     walk(event, "", 0)
     groups: dict[str, list[str]] = {}
     for p in unsent:
-        groups.setdefault(_why_not_sent(p, kind, config, decisions, records), []).append(p)
+        groups.setdefault(_why_not_sent(p, kind, config, decisions, records, event),
+                          []).append(p)
+    if empty:  # whatever reads them had nothing to take
+        groups.setdefault(NOTHING, []).extend(empty)
     notes.extend(Dropped(tuple(paths), why) for why, paths in groups.items())
     return notes
 

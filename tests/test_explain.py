@@ -25,6 +25,7 @@ from clevertap_mapper import MapperConfig, Trace, map_event
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.errors import MappingError
 from clevertap_mapper.explain import (
+    NOTHING,
     OUTPUT_FIXES,
     Overview,
     Selection,
@@ -37,6 +38,7 @@ from clevertap_mapper.explain import (
 from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
 from clevertap_mapper.io.readers import read_items
 from clevertap_mapper.jsonutil import dumps, loads
+from clevertap_mapper.mapping.core import map_or_reject
 from clevertap_mapper.mapping.js import MISSING, truthy
 from tests.conftest import CONFORMANCE
 
@@ -509,6 +511,68 @@ def test_deduced_compat_difference_equals_the_mapped_one() -> None:
                 exact.differs, dict(exact.differs_by_fix)), (event, cfg)
             checked += 1
     assert checked > 3000
+
+
+def _changed(value: Any) -> Any:
+    """Another value of the same kind, as usable as ``value``."""
+    if type(value) is bool:
+        return not value
+    if type(value) in (int, float):
+        return value + 7
+    if type(value) is str:
+        return value + "Zq"
+    if type(value) is list:
+        return [*value, "Zq"]
+    return {**value, "zq": "1"}
+
+
+def _sent(event: Any, config: MapperConfig) -> str:
+    outcome = map_or_reject(event, config)
+    return outcome.code if isinstance(outcome, MappingError) else dumps(outcome).decode()
+
+
+def test_inputs_said_not_sent_do_not_change_what_is_sent() -> None:
+    # Every "Input fields not sent" line must be true: changing such a field (or, for one
+    # said to be null or empty, removing it) leaves the records of the explained mode as
+    # they were. A string overrideFields ("ab" -> {"0": "a", "1": "b"}) was listed as not
+    # mapped; so were null traits.ts, and a context.traits.ts that traits.ts won over.
+    checked = 0
+    for event, config in _conformance_events():
+        for cfg in (config, replace(config, compat="rudderstack")):
+            e = explain_event(event, cfg)
+            sent = _sent(event, cfg)
+            for note in e.dropped:
+                for path in note.paths:
+                    *parents, key = path.removesuffix(".*").split(".")
+                    other = loads(dumps(event))
+                    holder = other
+                    for part in parents:
+                        holder = holder[part]
+                    if note.why == NOTHING:
+                        del holder[key]
+                    elif not truthy(holder[key]) or holder[key] in ({}, []):
+                        continue  # a falsy value that is not empty: changing it may be read
+                    else:
+                        holder[key] = _changed(holder[key])
+                    assert _sent(other, cfg) == sent, (path, note.why, event, cfg)
+                    checked += 1
+    assert checked > 10_000
+
+
+def test_not_sent_reasons_name_the_field_that_won() -> None:
+    identify = {"type": "identify", "userId": "u1", "traits": {"ts": 1700000000, "overrideFields":
+                {"plan": "p"}}, "context": {"traits": {"ts": 1600000000,
+                                                       "overrideFields": {"plan": "q"}}}}
+    why = {p: d.why for d in explain_event(identify, DEFAULT).dropped for p in d.paths}
+    assert why["context.traits.ts"] == "not needed: ts came from traits.ts"
+    assert why["context.traits.overrideFields.*"].startswith(
+        "not sent: traits.overrideFields is used instead")
+    spread = {"type": "identify", "userId": "u1", "traits": {"overrideFields": "ab", "ts": None}}
+    e = explain_event(spread, COMPAT)
+    assert e.records[0]["profileData"] == {"0": "a", "1": "b"}
+    why = {p: d.why for d in e.dropped for p in d.paths}
+    assert "traits.overrideFields" not in why  # sent, character by character
+    assert why["traits.ts"] == NOTHING
 
 
 def test_output_fixes_always_change_the_records() -> None:
