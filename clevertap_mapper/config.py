@@ -6,12 +6,13 @@ and every problem is reported at once.
 
 from __future__ import annotations
 
+import difflib
 import json
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from clevertap_mapper.errors import ConfigError
 
@@ -67,10 +68,45 @@ def load_settings_file(path: str | Path) -> dict[str, Any]:
     validator = strict(settings_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = []
+        lines: list[str] = []
         for err in errors:
-            where = ".".join(str(x) for x in err.absolute_path) or "(top level)"
-            lines.append(f"  {where}: {err.message}")
-        raise ConfigError(f"{p}: {len(errors)} problem(s) in the settings file:\n"
+            lines.extend(f"  {line}" for line in _problems(err))
+        raise ConfigError(f"{p}: {len(lines)} problem(s) in the settings file:\n"
                           + "\n".join(lines))
     return data
+
+
+_TOML_TYPES: Final = {"boolean": "true or false", "integer": "a whole number such as 4",
+                      "number": "a number such as 30", "string": 'a quoted string such as "x"',
+                      "object": "a [section]"}
+
+
+def _problems(err: Any) -> list[str]:
+    """One line per problem of a schema error: the key, what is wrong and how to fix it.
+
+    An unknown key names the keys allowed there (and the likeliest one); the passcode is
+    refused with where it belongs, and its value is never repeated.
+    """
+    path = [str(x) for x in err.absolute_path]
+    where = ".".join(path) or "(top level)"
+    if err.validator == "additionalProperties" and type(err.instance) is dict:
+        known = list(err.schema.get("properties", {}))
+        out = []
+        for key in err.instance:
+            if key in known:
+                continue
+            name = ".".join([*path, key])
+            if "passcode" in key.lower():
+                out.append(f"{name}: the passcode is not read from the settings file, which "
+                           "is easily shared or committed: remove it, and set "
+                           "CLEVERTAP_PASSCODE or pass --passcode-file FILE to ctmap upload")
+                continue
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            section = f"the [{'.'.join(path)}] section" if path else "the top level"
+            out.append(f"{name}: unknown setting; {hint}{section} takes "
+                       f"{', '.join(known)}")
+        return out or [f"{where}: {err.message}"]
+    if err.validator == "type" and err.validator_value in _TOML_TYPES:
+        return [f"{where}: {err.message}; write {_TOML_TYPES[err.validator_value]}"]
+    return [f"{where}: {err.message}"]

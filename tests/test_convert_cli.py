@@ -169,6 +169,23 @@ def test_config_file_problems_are_listed_at_once(tmp_path: Path) -> None:
         assert word in result.stderr
 
 
+def test_config_file_problems_say_how_to_fix_them(tmp_path: Path) -> None:
+    cfg = tmp_path / "ctmap.toml"
+    cfg.write_text('track_anonymus = true\nobject_id_mapping = "yes"\n'
+                   '[upload]\nregoin = "in1"\npasscode = "s3cret-pass"\n')
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[0]])
+    result = run("convert", str(src), "--config", str(cfg))
+    assert result.exit_code == 1 and "4 problem(s)" in result.stderr
+    assert "track_anonymus: unknown setting; did you mean track_anonymous?" in result.stderr
+    assert "upload.regoin: unknown setting; did you mean region? the [upload] section takes " \
+           "region, account_id" in result.stderr
+    assert "object_id_mapping: 'yes' is not of type 'boolean'; write true or false" \
+           in result.stderr
+    assert "upload.passcode: the passcode is not read from the settings file" in result.stderr
+    assert "CLEVERTAP_PASSCODE" in result.stderr
+    assert "s3cret-pass" not in result.output + result.stderr
+
+
 def test_a_float_where_the_settings_file_wants_a_count_is_named(tmp_path: Path) -> None:
     # JSON Schema's "integer" takes 4.0; TOML reads it as a float, which no count can be.
     cfg = tmp_path / "ctmap.toml"
