@@ -154,7 +154,8 @@ def dry_run(inputs: list[str], settings: MappingSettings, *, lines: tuple[int, .
     if as_json:
         click.echo(dumps({"summary": overview.as_dict()}).decode("utf-8"))
     else:
-        missing = sorted(set(lines) - shown_lines) if overview.shown < shown_limit else []
+        # Only when every matching event was shown: else a line may be past the limit.
+        missing = sorted(set(lines) - shown_lines) if overview.shown == overview.matched else []
         render_summary(out, overview, inputs=inputs, limit=shown_limit, missing_lines=missing,
                        selected=bool(lines or types or event_names))
     return int(ExitCode.REJECTED if overview.rejected_total else ExitCode.OK)

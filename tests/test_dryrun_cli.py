@@ -204,6 +204,10 @@ def test_selection_and_limit(workdir: Path) -> None:
     out = run("events.ndjson", "--dry-run", "--line", "99").stdout
     assert "No event matched the selection" in out
     assert "No event on line 99" in out
+    out = run("events.ndjson", "--dry-run", "--line", "99", "--line", "1", "--limit", "1").stdout
+    assert headers(out) == ["events.ndjson:1  track"] and "No event on line 99" in out
+    out = run("events.ndjson", "--dry-run", "--line", "2", "--line", "1", "--limit", "1").stdout
+    assert "No event on line" not in out  # line 2 is past the limit, not missing
     out = run("events.ndjson", "--dry-run", "--limit", "0").stdout
     assert "How to read this" not in out and headers(out) == []
     assert "Shown: 0 of 8 matching events; 8 more not shown" in out
