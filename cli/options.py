@@ -33,9 +33,10 @@ def mapping_options(f: F) -> F:
                      show_default=True,
                      help="Identify users by objectId = anonymousId and send device tokens "
                           "(RudderStack's 'Use CleverTap ObjectId for Mapping')."),
-        click.option("--compat", type=click.Choice(["rudderstack"]), default=None,
-                     help="Reproduce RudderStack's output exactly, quirks included "
-                          "(default: ctmap's fixes D1-D6, see README)."),
+        click.option("--compat", type=click.Choice(["rudderstack", "none"]), default=None,
+                     help="rudderstack: reproduce RudderStack's output exactly, quirks "
+                          "included. none: ctmap's fixes D1-D6, see README (the default; "
+                          "overrides compat in --config)."),
         click.option("--checks", type=click.Choice(["strict", "warn", "off"]), default="strict",
                      help="Pre-flight checks against CleverTap's limits: strict rejects what "
                           "CleverTap would reject; warn only reports [default: strict; warn "
@@ -80,7 +81,7 @@ def resolve_mapping(ctx: click.Context) -> MappingSettings:
     mapper = MapperConfig(
         track_anonymous=bool(pick(ctx, "track_anonymous", file)),
         object_id_mapping=bool(pick(ctx, "object_id_mapping", file)),
-        compat=pick(ctx, "compat", file),
+        compat=None if pick(ctx, "compat", file) == "none" else pick(ctx, "compat", file),
     )
     level: CheckLevel = pick(ctx, "checks", file)
     if mapper.compat and "checks" not in file and \

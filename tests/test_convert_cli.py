@@ -158,6 +158,17 @@ def test_allow_sends_what_a_code_would_reject_from_flag_or_file(tmp_path: Path) 
     assert result.exit_code == 2 and "Invalid value for '--allow'" in result.stderr
 
 
+def test_compat_from_the_config_file_can_be_turned_off_for_one_run(tmp_path: Path) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[0]])
+    cfg = tmp_path / "ctmap.toml"
+    cfg.write_text('compat = "rudderstack"\n')
+    out = tmp_path / "o.ndjson"
+    assert run("convert", str(src), "-o", str(out), "--config", str(cfg)).exit_code == 0
+    assert "ts" not in read_lines(out)[0]  # RudderStack sends no time
+    result = run("convert", str(src), "-o", str(out), "--config", str(cfg), "--compat", "none")
+    assert result.exit_code == 0 and type(read_lines(out)[0]["ts"]) is int  # fix D1
+
+
 def test_config_file_problems_are_listed_at_once(tmp_path: Path) -> None:
     cfg = tmp_path / "ctmap.toml"
     cfg.write_text('track_anonymous = "yes"\ncompat = "segment"\nbogus = 1\n')
