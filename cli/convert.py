@@ -41,7 +41,8 @@ def default_rejects_path(output: str) -> str:
 @click.option("--type", "types", multiple=True, metavar="TYPE",
               help="Dry run: show only events of this type (repeatable).")
 @click.option("--event", "event_names", multiple=True, metavar="NAME",
-              help="Dry run: show only track events with this name (repeatable).")
+              help="Dry run: show only events with this name: a track's event, a page's or "
+                   "screen's name; any case (repeatable).")
 @click.option("--limit", type=click.IntRange(0), default=None,
               help="Dry run: show at most N events [default: 10].")
 @click.option("--json", "as_json", is_flag=True,

@@ -77,8 +77,9 @@ def default_rejects_path(state: str | None) -> str:
               "ctmap-rejects.ndjson]. Appended to when resuming; '-' is stdout.")
 @click.option("--dry-run", is_flag=True, help="Send nothing: show the bodies that would be "
               "sent (records per body) and a sample request, passcode redacted.")
-@click.option("--profiles-first", is_flag=True, help="Send every profile (and device token) "
-              "before any event: two passes over the inputs (CleverTap's advice for history).")
+@click.option("--profiles-first/--no-profiles-first", default=False, help="Send every profile "
+              "(and device token) before any event: two passes over the inputs (CleverTap's "
+              "advice for history) [default: off, or profiles_first in --config].")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=DEFAULT_TIMEOUT,
               show_default=True, help="Seconds to wait for CleverTap's answer to a request.")
 @click.option("--max-retries", type=click.IntRange(0, 100), default=DEFAULT_MAX_RETRIES,

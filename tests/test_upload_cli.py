@@ -275,6 +275,12 @@ def test_settings_file_upload_section(ct: FakeCleverTap, clean: Path, tmp_path: 
     assert result.exit_code == 0, result.stderr
     assert state.exists() and ct.max_in_flight <= 2
     assert json.loads(state.read_text())["settings"]["profiles_first"] is True
+    # An option given on the command line wins over the file, off as well as on.
+    other = tmp_path / "off.state"
+    result = run(clean, "--config", config, "--no-profiles-first", "--state", other,
+                 env={"CLEVERTAP_PASSCODE": PASSCODE})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(other.read_text())["settings"]["profiles_first"] is False
 
 
 def test_default_rejects_path() -> None:
