@@ -41,7 +41,8 @@ of an event object (all always present):
 Keys of ``summary``: events, events_by_type, records, records_by_kind, rejected,
 rejected_by_code, rejection_examples {code: {where, message}}, warnings_by_code, rules
 {rule: times fired}, mode, fixes_applied {fix: events}, differs_from_compat (events),
-differs_by_fix {fix: events}, records_without_ts, matched, shown, advice [{code, message}].
+differs_by_fix {fix: events}, records_without_ts, matched, shown, advice [{code, message}],
+unreadable [the error of each input that could not be read to its end; exit 1 then].
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from clevertap_mapper.errors import InputError
 from clevertap_mapper.explain import (
     Difference,
     Explanation,
@@ -69,7 +71,7 @@ from clevertap_mapper.explain import (
     explain_input,
     record_fields,
 )
-from clevertap_mapper.io.readers import Item, read_items
+from clevertap_mapper.io.readers import Item, expand_inputs, read_items
 from clevertap_mapper.jsonutil import dumps
 from clevertap_mapper.mapping.js import MISSING
 from clevertap_mapper.mapping.trace import FIXES, Decision
@@ -134,7 +136,8 @@ def dry_run(inputs: list[str], settings: MappingSettings, *, lines: tuple[int, .
     overview = Overview(config, settings.checker)
     out = stdout_console()
     progress = _Progress(console, overview)
-    items = progress.wrap(read_items(inputs, js_numbers=config.compat is not None))
+    unreadable: list[str] = []  # inputs that could not be read to their end, with why
+    items = progress.wrap(_readable_items(inputs, config.compat is not None, unreadable))
     shown_lines: set[int] = set()
     try:
         for n, explanation in enumerate(explain_input(items, config, overview,
@@ -152,13 +155,30 @@ def dry_run(inputs: list[str], settings: MappingSettings, *, lines: tuple[int, .
     finally:
         progress.stop()
     if as_json:
-        click.echo(dumps({"summary": overview.as_dict()}).decode("utf-8"))
+        click.echo(dumps({"summary": overview.as_dict() | {"unreadable": unreadable}}
+                         ).decode("utf-8"))
     else:
         # Only when every matching event was shown: else a line may be past the limit.
         missing = sorted(set(lines) - shown_lines) if overview.shown == overview.matched else []
         render_summary(out, overview, inputs=inputs, limit=shown_limit, missing_lines=missing,
                        selected=bool(lines or types or event_names))
+    for message in unreadable:
+        console.print(f"ctmap: error: {message}", style="red", markup=False, highlight=False)
+    if unreadable:
+        return int(ExitCode.ERROR)
     return int(ExitCode.REJECTED if overview.rejected_total else ExitCode.OK)
+
+
+def _readable_items(inputs: list[str], js_numbers: bool,
+                    unreadable: list[str]) -> Iterator[Item]:
+    """The items of each input in turn; one that cannot be read to its end (missing, a
+    damaged gzip) adds its error to ``unreadable`` after the items read before it, and the
+    other inputs go on: the summary still covers everything that could be read."""
+    for name in expand_inputs(inputs):
+        try:
+            yield from read_items([name], js_numbers=js_numbers)
+        except InputError as exc:
+            unreadable.append(str(exc))
 
 
 class _Progress:

@@ -21,6 +21,8 @@ from clevertap_mapper import MapperConfig, map_event
 from cli.main import ctmap
 from tests.test_explain import GOLDEN, check_golden
 
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
 T0 = "2021-03-04T05:06:07Z"
 
 # Line numbers matter: the user story is `ctmap convert events.ndjson --dry-run --line 3
@@ -148,6 +150,23 @@ def test_a_time_computed_from_several_fields_is_shown_with_its_formula(tmp_path:
     out = flat(run(str(src), "--dry-run").stdout)
     assert ("[D1] ts <- receivedAt - (sentAt - originalTimestamp): 1700187919 (the reference "
             "sends no usable ts") in out
+
+
+def test_an_unreadable_input_is_named_after_the_summary_of_the_rest(workdir: Path) -> None:
+    """As validate does: a damaged gzip ends its own file, not the dry run of the others."""
+    good = "events.ndjson"
+    damaged = str(SAMPLES / "nasty" / "truncated.json.gz")
+    result = run(damaged, good, "--dry-run", "--limit", "0")
+    assert result.exit_code == 1
+    out = flat(result.stdout)
+    assert "Dry run of 2 inputs: the whole input" in out
+    assert "events 24 (" in out  # the 16 lines before the damage, and events.ndjson's 8
+    assert "truncated.json.gz: the gzip data is truncated or corrupt after line 16" \
+        in result.stderr
+    as_json = run(damaged, good, "--dry-run", "--json", "--limit", "0")
+    summary = json.loads(as_json.stdout.splitlines()[-1])["summary"]
+    assert summary["events"] == 24 and len(summary["unreadable"]) == 1
+    assert as_json.exit_code == 1
 
 
 def test_rejection_shows_code_and_how_to_fix(workdir: Path) -> None:
