@@ -260,7 +260,7 @@ KEYS = {"source", "line", "index", "type", "name", "mode", "input", "records", "
 SUMMARY_KEYS = {"events", "events_by_type", "records", "records_by_kind", "rejected",
                 "rejected_by_code", "rejection_examples", "warnings_by_code", "rules", "mode",
                 "fixes_applied", "differs_from_compat", "differs_by_fix", "records_without_ts",
-                "matched", "shown", "advice"}
+                "matched", "shown", "advice", "unreadable"}
 
 
 def json_lines(result: Result) -> list[dict[str, Any]]:
