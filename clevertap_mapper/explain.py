@@ -428,8 +428,8 @@ def _why_not_sent(path: str, kind: str, config: MapperConfig, decisions: list[De
         return "not sent: RudderStack's routing settings (read only for a device token's type)"
     if top in T.EVENT_TIME_FIELDS:
         if config.compat:
-            return ("not sent: the reference takes ts only from properties.ts or traits.ts "
-                    "(ctmap's default mode uses the event's own time, fix D1)")
+            return ("not sent: the reference takes ts only from properties.ts, traits.ts or "
+                    "context.traits.ts (ctmap's default mode uses the event's own time, fix D1)")
         ts_from = _ts_source(decisions, records)
         if ts_from:
             return f"not needed: ts came from {ts_from}"
