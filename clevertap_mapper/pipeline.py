@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -37,6 +39,55 @@ __all__ = ["NO_TYPE", "UNREADABLE", "Format", "Mapped", "Record", "Summary", "ev
 
 
 ProgressHook = Callable[[Summary], None]
+
+SPILL_PREFIX = "ctmap-spill-"  # in the temporary directory ($TMPDIR), for --workers N
+
+
+def _spill_directory(stack: contextlib.ExitStack) -> str:
+    """A new directory for the workers' spill files, removed when ``stack`` closes, and
+    locked (flock) while this run lives.
+
+    A run killed outright (kill -9, the OOM killer, a cron timeout's SIGKILL) cannot remove
+    its directory, and a whole gzip file's records and rejects may be spilled there (hundreds
+    of MB): the lock dies with the run, so the next run removes such directories first. A
+    directory is made under another name and renamed once locked, so that no run takes a
+    directory being made for an abandoned one.
+    """
+    base = tempfile.gettempdir()
+    _remove_abandoned_spills(base)
+    made = tempfile.mkdtemp(prefix=".ctmap-new-", dir=base)
+    fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY)
+    stack.callback(os.close, fd)  # last in, first out: the lock goes after the directory
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    path = os.path.join(base, SPILL_PREFIX + os.path.basename(made)[len(".ctmap-new-"):])
+    os.rename(made, path)
+    stack.callback(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _remove_abandoned_spills(base: str) -> None:
+    """Remove the spill directories in ``base`` that no living run holds (see
+    _spill_directory); another user's, or one that cannot be looked at, stay."""
+    try:
+        entries = [e for e in os.scandir(base) if e.name.startswith(SPILL_PREFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if not entry.is_dir(follow_symlinks=False) or \
+                    entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: a run is using it
+        else:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _keep_freed_memory() -> None:
@@ -72,7 +123,7 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
     files = expand_inputs(inputs)
     with contextlib.ExitStack() as stack:
         if workers > 1:
-            spill_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ctmap-"))
+            spill_dir = _spill_directory(stack)
             # Several gzip files go to the workers whole, to inflate themselves; one is
             # inflated here and handed out in blocks, so that it is still shared.
             work = units(files, block_bytes, whole_gzip=writer is None and len(files) > 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
@@ -443,6 +444,53 @@ def test_ctrl_c_exits_130_and_leaves_only_a_partial_file(tmp_path: Path, signum:
     assert proc.stderr is not None and b"interrupted" in proc.stderr.read()
     assert partial.exists() and not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("ctmap-")]  # spill dir
+
+
+@pytest.mark.slow
+def test_spill_files_of_a_killed_run_are_removed_by_the_next(tmp_path: Path) -> None:
+    """kill -9 cannot be cleaned up after, and --workers 2 over several gzip files spills each
+    one's whole output to $TMPDIR: the next run removes what the killed one left, and leaves
+    the directory of a run still going."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a", "b"):
+        write_ndjson(inputs / f"{name}.ndjson.gz", [EVENTS[1]] * 200_000, gz=True)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    command = [sys.executable, "-c", "from cli.main import main; main()", "convert", "-q",
+               "--workers", "2", "--rejects", str(tmp_path / "r.ndjson")]
+    cwd = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([*command, str(inputs), "-o", str(tmp_path / "o.ndjson")],
+                            env=env, cwd=cwd)
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size for p in tmp_path.glob("ctmap-*/*")) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait(timeout=60)
+    [left] = tmp_path.glob("ctmap-*")
+    assert any(p.stat().st_size for p in left.iterdir())
+    # Its worker ends on its own (its parent died); it shares the killed run's lock till then.
+    while time.monotonic() < deadline:
+        fd = os.open(left, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.01)
+        finally:
+            os.close(fd)
+    held = tmp_path / "ctmap-spill-held"
+    held.mkdir()
+    (held / "1-0.records").write_bytes(b"{}\n")
+    fd = os.open(held, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        subprocess.run([*command, str(inputs / "a.ndjson.gz"), "-o", str(tmp_path / "o2.ndjson")],
+                       env=env, cwd=cwd, timeout=120, check=True)
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.glob("ctmap-*")) == ["ctmap-spill-held"]
+    assert (held / "1-0.records").exists()
 
 
 def test_a_rejected_line_keeps_the_event_exactly_as_it_was_read(tmp_path: Path) -> None:
