@@ -74,7 +74,8 @@ def default_rejects_path(state: str | None) -> str:
               "everything from the start.")
 @click.option("--rejects", metavar="FILE", help="Where rejected events and records go, one JSON "
               "object a line [default: STATE.rejects.ndjson next to --state, else "
-              "ctmap-rejects.ndjson]. Appended to when resuming; '-' is stdout.")
+              "ctmap-rejects.ndjson]. Appended to when resuming; '-' is stdout; a name "
+              "ending in .gz is compressed.")
 @click.option("--dry-run", is_flag=True, help="Send nothing: show the bodies that would be "
               "sent (records per body) and a sample request, passcode redacted.")
 @click.option("--profiles-first/--no-profiles-first", default=False, help="Send every profile "

@@ -253,6 +253,26 @@ def test_giving_up_exits_4_and_a_rerun_resumes(ct: FakeCleverTap, clean: Path,
     assert set(tally(ct.accepted).values()) == {1} and len(ct.accepted) == 1200
 
 
+def test_a_gz_rejects_file_is_compressed_through_a_resume(ct: FakeCleverTap,
+                                                          tmp_path: Path) -> None:
+    """`--rejects r.ndjson.gz` is gzip, as convert's is, and stays readable by zcat when a
+    resumed run appends to it."""
+    lines: list[Any] = [track(n) for n in range(1500)]
+    lines[3] = b"{oops"
+    lines[1400] = b"{oops again"
+    src = write_ndjson(tmp_path / "e.ndjson", lines)
+    state, rejects = tmp_path / "s.json", tmp_path / "r.ndjson.gz"
+    ct.script(["ok", "500"])
+    args = (src, "--endpoint", ct.url, "--state", state, "--rejects", rejects,
+            "--concurrency", "1")
+    assert run(*args, "--max-retries", "0").exit_code == 4
+    assert run(*args).exit_code == 3
+    written = [json.loads(x) for x in gzip.decompress(rejects.read_bytes()).splitlines()]
+    assert [(r["line"], r["code"]) for r in written] == [(4, "invalid_json"),
+                                                        (1401, "invalid_json")]
+    assert len(ct.accepted) == 1498
+
+
 def test_changed_input_is_refused_until_restart(ct: FakeCleverTap, clean: Path,
                                                 tmp_path: Path) -> None:
     state = tmp_path / "s.json"

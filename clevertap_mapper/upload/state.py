@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import os
 import sys
 import time
@@ -389,7 +390,9 @@ class RejectsJournal:
     """The upload's rejects file: appended and fsynced as bodies are acknowledged.
 
     Unlike ``convert``'s rejects (written to ``.partial`` and renamed at the end), an upload's
-    rejects must survive a crash in the middle, and a resumed run adds to them.
+    rejects must survive a crash in the middle, and a resumed run adds to them. A name ending
+    in ``.gz`` is compressed, as convert's is: each append is a whole gzip member, so what is
+    on disk after any append (of this run or a resumed one) reads with ``zcat``.
     """
 
     def __init__(self, path: str, *, append: bool, checkpointed: bool = True) -> None:
@@ -397,6 +400,7 @@ class RejectsJournal:
         self.path = path
         self.count = 0
         self._checkpointed = checkpointed
+        self._gzip = path != STDIN and path.endswith(".gz")
         self._out: IO[bytes]
         if path == STDIN:  # ``--rejects -``: stdout, as convert does
             if sys.stdout is None:
@@ -422,6 +426,8 @@ class RejectsJournal:
         if not rejections:
             return
         data = memoryview(b"".join(r.encode() + b"\n" for r in rejections))
+        if self._gzip:
+            data = memoryview(gzip.compress(data, compresslevel=6, mtime=0))
         try:
             start: int | None = self._out.tell()
         except OSError:
