@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from clevertap_mapper.io.readers import expand_inputs
-from clevertap_mapper.io.writers import written_in_place
+from clevertap_mapper.io.writers import Output, written_in_place
 from cli.main import ctmap
 
 EVENTS: list[dict[str, Any]] = [
@@ -491,6 +491,24 @@ def test_spill_files_of_a_killed_run_are_removed_by_the_next(tmp_path: Path) -> 
         os.close(fd)
     assert sorted(p.name for p in tmp_path.glob("ctmap-*")) == ["ctmap-spill-held"]
     assert (held / "1-0.records").exists()
+
+
+def test_two_runs_writing_one_file_do_not_mix_their_lines(tmp_path: Path) -> None:
+    """Two `-o -` runs from one directory share the default rejects name: the second is
+    refused before it writes, and the first's file holds its own lines only."""
+    src = write_ndjson(tmp_path / "e.ndjson", EVENTS)
+    first = Output(str(tmp_path / "r.ndjson"))  # a run still going
+    first.write(b'{"first": 1}\n')
+    second = run("convert", str(src), "-o", str(tmp_path / "o.ndjson"), "--rejects",
+                 str(tmp_path / "r.ndjson"))
+    assert second.exit_code == 1
+    assert "another ctmap run is writing" in " ".join(second.stderr.split())
+    assert not (tmp_path / "o.ndjson.partial").exists()
+    first.commit()
+    assert (tmp_path / "r.ndjson").read_bytes() == b'{"first": 1}\n'
+    assert not (tmp_path / "r.ndjson.partial").exists()
+    assert run("convert", str(src), "-o", str(tmp_path / "o.ndjson"), "--rejects",
+               str(tmp_path / "r.ndjson")).exit_code == 3
 
 
 def test_a_rejected_line_keeps_the_event_exactly_as_it_was_read(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import gzip
 import os
 import shutil
@@ -72,13 +73,39 @@ class Output:
         else:
             directory = os.path.dirname(os.path.abspath(name))
             os.makedirs(directory, exist_ok=True)
-            self.stream = open(self._tmp, "wb", buffering=1 << 20)  # noqa: SIM115
+            self.stream = self._open_partial()
             if name.endswith(".gz"):
                 self._file = self.stream
                 self.stream = gzip.GzipFile(  # type: ignore[assignment]
                     filename=os.path.basename(name[:-3]), fileobj=self._file, mode="wb",
                     compresslevel=6, mtime=0)
                 self._sendfile = False
+
+    def _open_partial(self) -> IO[bytes]:
+        """``NAME.partial``, emptied, and locked (flock) until this run has renamed it.
+
+        Two runs writing one name (two ``-o -`` runs in one directory share the default
+        rejects name) would otherwise mix their lines into one file, which both then take
+        for their own: the second is refused instead, before it writes anything.
+        """
+        while True:
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputError(f"cannot write {self.name}: another ctmap run is writing "
+                                  f"{self._tmp}; wait for it, or give this run another name",
+                                  path=self.name) from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self._tmp))
+            except FileNotFoundError:
+                same = False
+            if same:  # not renamed to its output name by the run that held it till now
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        return open(fd, "wb", buffering=1 << 20)  # closed by commit/abort
 
     def write(self, data: bytes) -> None:
         with self._reported():
@@ -141,9 +168,13 @@ class Output:
         with self._reported():
             self.stream.flush()
             if not self.is_stdout:
-                self._close()
+                if self._file is not None:
+                    self.stream.close()  # the gzip trailer
+                    self.stream = self._file
                 if not self.is_special:
-                    os.replace(self._tmp, self.name)
+                    self.stream.flush()
+                    os.replace(self._tmp, self.name)  # still locked: see _open_partial
+                self._close()
 
     def discard(self) -> None:
         """Stop before anything was written: close, and remove the partial file."""
