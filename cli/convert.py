@@ -60,8 +60,9 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
     """Convert RudderStack event dumps to CleverTap records.
 
     INPUT is NDJSON (plain events, {"batch": [...]} envelopes, event-archive or gateway-backup
-    rows, detected per line), gzipped or not, a directory (read recursively in name order),
-    or '-' for stdin. Rejected events go to the rejects file with the reason; the run goes on.
+    rows, detected per line), gzipped or not, a directory (read recursively in natural name
+    order: 2 before 10), or '-' for stdin. Rejected events go to the rejects file with the
+    reason; the run goes on.
 
     \b
     Examples:

@@ -615,6 +615,20 @@ def test_linked_directories_are_read_once(tmp_path: Path) -> None:
     assert len(read_lines(out)) == 3
 
 
+def test_an_archive_is_read_in_time_order_though_its_hours_are_not_zero_padded(
+        tmp_path: Path) -> None:
+    """RudderStack's archive writes gw/<date>/<H>/: hour 2 comes before hour 10."""
+    day = tmp_path / "gw" / "2024-01-15"
+    for hour in (0, 1, 2, 9, 10, 11, 23):
+        (day / str(hour) / "inst").mkdir(parents=True)
+        write_ndjson(day / str(hour) / "inst" / f"{hour * 100}.{hour * 100 + 99}.json",
+                     [dict(EVENTS[1], event=f"hour {hour}")])
+    out = tmp_path / "o.ndjson"
+    assert run("convert", str(tmp_path / "gw"), "-o", str(out)).exit_code == 0
+    assert [r["evtName"] for r in read_lines(out)] == [
+        f"hour {h}" for h in (0, 1, 2, 9, 10, 11, 23)]
+
+
 def test_a_file_met_twice_is_read_once_under_its_first_name(tmp_path: Path) -> None:
     """A 'latest' link beside the file it names, a hard link, or the file named again: its
     events go once, not once per name."""

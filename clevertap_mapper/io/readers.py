@@ -10,6 +10,7 @@ gzip data damaged part way gives its lines before the damage, then DamagedInputE
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import zlib
@@ -42,9 +43,12 @@ def source_name(name: str) -> str:
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Files as given, directories read recursively in name order.
+    """Files as given, directories read recursively in natural name order.
 
-    Inside a directory, hidden files and ``*.partial`` files (ctmap's outputs while they are
+    Names are in natural order, numbers by their value: RudderStack's archive writes hour
+    folders without zero padding (``gw/2024-01-15/2/`` before ``.../10/``), and an archive
+    read out of time order could leave a profile with an older value. Inside a directory,
+    hidden files and ``*.partial`` files (ctmap's outputs while they are
     being written, or left by a run that did not finish) are skipped. Linked directories are
     read too, each directory once (a link back up does not loop). A regular file met again
     (through a link, another hard link, or named twice) is read once, under its first name:
@@ -61,13 +65,24 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
                     dirs[:] = []
                     continue
                 seen.add(real)
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=_natural)
                 found.extend(os.path.join(root, f) for f in files
                              if not f.startswith(".") and not f.endswith(".partial"))
-            out.extend(sorted(found))
+            out.extend(sorted(found, key=_natural))
         else:
             out.append(name)
     return _once_each(out)
+
+
+_DIGITS: Final = re.compile(r"(\d+)")
+
+
+def _natural(name: str) -> tuple[list[Any], str]:
+    """Sort key: ``name`` in runs of text and numbers, numbers compared by value ("2" before
+    "10"), then the name itself ("01" and "1" in a fixed order)."""
+    parts: list[Any] = _DIGITS.split(name)
+    parts[1::2] = [int(p) for p in parts[1::2]]
+    return parts, name
 
 
 def _once_each(names: list[str]) -> list[str]:
