@@ -88,7 +88,8 @@ def default_rejects_path(state: str | None) -> str:
               "connection) before giving up, with exponential backoff (0.5 s doubling, capped "
               "at 30 s, jittered; Retry-After honoured).")
 @click.option("--json", "as_json", is_flag=True, help="Print the closing summary (or, with "
-              "--dry-run, the plan) as JSON on stdout.")
+              "--dry-run, the plan) as JSON on stdout: the fields of UploadReport "
+              "(clevertap_mapper/upload/uploader.py), what was read under 'read'.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 @mapping_options
 @click.pass_context

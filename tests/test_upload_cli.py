@@ -211,6 +211,7 @@ def test_clean_upload_exits_0_and_json_summary(ct: FakeCleverTap, clean: Path,
     summary = json.loads(result.stdout)
     assert summary["outcome"] == "complete" and summary["accepted"] == 1200
     assert summary["read"]["events"] == 1200 and summary["state_path"] is None
+    assert summary["bodies"] == 2 and "bodies" not in summary["read"]  # one count, not a 0
     assert "state:    none (no --state)" in result.stderr
     assert (tmp_path / "r.ndjson").read_bytes() == b""
 

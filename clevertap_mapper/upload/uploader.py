@@ -158,6 +158,7 @@ class UploadReport:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"outcome": self.outcome, "error": self.error}
         out["read"] = self.summary.as_dict()
+        del out["read"]["bodies"]  # convert's count of the bodies it wrote; upload's is below
         for f in dataclasses.fields(self):
             if f.name in ("summary", "outcome", "error"):
                 continue
