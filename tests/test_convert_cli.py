@@ -128,15 +128,29 @@ def test_compat_mode_option(tmp_path: Path) -> None:
     assert read_lines(out)[0]["ts"] == 1468308340 and read_lines(out)[0]["identity"] == "5"
 
 
-def test_config_file_sets_options_and_flags_win(tmp_path: Path) -> None:
-    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[2]])
+@pytest.mark.parametrize(("setting", "event", "flag", "from_file", "from_flag"), [
+    # an anonymous event: sent, then rejected (exit 3)
+    ("track_anonymous = true", 2, ["--no-track-anonymous"], 0, 3),
+    # compat from the file, the default mode for one run: RudderStack sends no time, D1 does
+    ('compat = "rudderstack"', 0, ["--compat", "none"], "no ts", "ts"),
+], ids=["track-anonymous", "compat"])
+def test_config_file_sets_options_and_flags_win(tmp_path: Path, setting: str, event: int,
+                                                flag: list[str], from_file: Any,
+                                                from_flag: Any) -> None:
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[event]])
     cfg = tmp_path / "ctmap.toml"
-    cfg.write_text("track_anonymous = true\n")
+    cfg.write_text(setting + "\n")
     out = tmp_path / "o.ndjson"
-    assert run("convert", str(src), "-o", str(out), "--config", str(cfg)).exit_code == 0
-    result = run("convert", str(src), "-o", str(out), "--config", str(cfg),
-                 "--no-track-anonymous")
-    assert result.exit_code == 3
+
+    def outcome(*extra: str) -> Any:
+        result = run("convert", str(src), "-o", str(out), "--config", str(cfg), *extra)
+        if type(from_file) is int:
+            return result.exit_code
+        assert result.exit_code == 0
+        return "ts" if type(read_lines(out)[0].get("ts")) is int else "no ts"
+
+    assert outcome() == from_file
+    assert outcome(*flag) == from_flag
 
 
 def test_allow_sends_what_a_code_would_reject_from_flag_or_file(tmp_path: Path) -> None:
@@ -157,17 +171,6 @@ def test_allow_sends_what_a_code_would_reject_from_flag_or_file(tmp_path: Path) 
     assert result.exit_code == 1 and "allow: cannot allow value_too_lng" in result.stderr
     result = run("convert", str(src), "-o", str(out), "--allow", "value_too_lng")
     assert result.exit_code == 2 and "Invalid value for '--allow'" in result.stderr
-
-
-def test_compat_from_the_config_file_can_be_turned_off_for_one_run(tmp_path: Path) -> None:
-    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[0]])
-    cfg = tmp_path / "ctmap.toml"
-    cfg.write_text('compat = "rudderstack"\n')
-    out = tmp_path / "o.ndjson"
-    assert run("convert", str(src), "-o", str(out), "--config", str(cfg)).exit_code == 0
-    assert "ts" not in read_lines(out)[0]  # RudderStack sends no time
-    result = run("convert", str(src), "-o", str(out), "--config", str(cfg), "--compat", "none")
-    assert result.exit_code == 0 and type(read_lines(out)[0]["ts"]) is int  # fix D1
 
 
 def test_config_file_problems_are_listed_at_once(tmp_path: Path) -> None:
