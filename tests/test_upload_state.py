@@ -3,6 +3,7 @@ lock) and the rejects journal."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -231,3 +232,43 @@ journal.close()
     assert f"cannot write the rejects file {path}" in done.stdout, done.stdout + done.stderr
     lines = path.read_bytes().splitlines(keepends=True)
     assert len(lines) == 1 and orjson.loads(lines[0])["line"] == 1
+
+
+@pytest.mark.parametrize("name", ["r.ndjson", "r.ndjson.gz"])
+def test_a_write_after_a_failed_one_goes_where_the_file_was_cut(tmp_path: Path,
+                                                                name: str) -> None:
+    """A write cut short is taken back off; the next one (room made, or a smaller one) must
+    go at the new end, not past a hole of NULs where the cut part was: zcat stops at such a
+    hole, and a resumed run's rejections after it were lost to it."""
+    path = tmp_path / name
+    script = f"""
+import os, resource, signal
+from clevertap_mapper.errors import FatalUploadError
+from clevertap_mapper.io.model import Position, Rejection
+from clevertap_mapper.upload.state import RejectsJournal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+journal = RejectsJournal({str(path)!r}, append=False)
+def one(n):
+    return Rejection(Position("f", n), "read", "invalid_json", "x" * 100)
+journal.write([one(1)])
+try:
+    journal.write([Rejection(Position("f", 2), "read", "invalid_json", os.urandom(99).hex())
+                   for _ in range(100)])  # about 20 kB, gzip-compressed too
+except FatalUploadError as exc:
+    print(exc)
+journal.write([one(3)])
+journal.close()
+journal = RejectsJournal({str(path)!r}, append=True)
+journal.write([one(4)])
+journal.close()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[1])
+    assert f"cannot write the rejects file {path}" in done.stdout, done.stdout + done.stderr
+    data = path.read_bytes()
+    if name.endswith(".gz"):
+        assert b"\0" * 16 not in data
+        data = gzip.decompress(data)
+    assert b"\0" not in data
+    assert [orjson.loads(x)["line"] for x in data.splitlines()] == [1, 3, 4]

@@ -446,6 +446,9 @@ class RejectsJournal:
             if start is not None:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._out.fileno(), start)
+                    # ftruncate leaves the offset past the end: the next write would leave a
+                    # hole of NULs (where zcat stops), and the next cut would extend the file.
+                    self._out.seek(start)
             rerun = ("the records whose rejections it could not take stay pending in the "
                      "state: make room and rerun the same command" if self._checkpointed else
                      "make room and rerun (without --state the rerun sends every record again)")
