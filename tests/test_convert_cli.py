@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gzip
 import json
@@ -19,6 +20,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from clevertap_mapper.io import writers
 from clevertap_mapper.io.readers import expand_inputs
 from clevertap_mapper.io.writers import Output, written_in_place
 from cli.main import ctmap
@@ -512,6 +514,27 @@ def test_two_runs_writing_one_file_do_not_mix_their_lines(tmp_path: Path) -> Non
     assert not (tmp_path / "r.ndjson.partial").exists()
     assert run("convert", str(src), "-o", str(tmp_path / "o.ndjson"), "--rejects",
                str(tmp_path / "r.ndjson")).exit_code == 3
+
+
+def test_outputs_are_written_where_files_cannot_be_locked(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a file system without locks (NFS without its lock daemon: flock fails with ENOLCK)
+    the outputs are written as before the lock existed, not refused."""
+    src = write_ndjson(tmp_path / "e.ndjson", EVENTS)
+    expected = run("convert", str(src), "-o", str(tmp_path / "a.ndjson.gz"), "--rejects",
+                   str(tmp_path / "a.rej"))
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(writers.fcntl, "flock", no_locks)
+    result = run("convert", str(src), "-o", str(tmp_path / "b.ndjson.gz"), "--rejects",
+                 str(tmp_path / "b.rej"))
+    assert result.exit_code == expected.exit_code == 3, result.stderr
+    assert gzip.decompress((tmp_path / "b.ndjson.gz").read_bytes()) == \
+        gzip.decompress((tmp_path / "a.ndjson.gz").read_bytes())
+    assert (tmp_path / "b.rej").read_bytes() == (tmp_path / "a.rej").read_bytes()
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_a_rejected_line_keeps_the_event_exactly_as_it_was_read(tmp_path: Path) -> None:

@@ -97,6 +97,11 @@ class Output:
                 raise OutputError(f"cannot write {self.name}: another ctmap run is writing "
                                   f"{self._tmp}; wait for it, or give this run another name",
                                   path=self.name) from None
+            except OSError as exc:
+                if exc.errno not in _NO_LOCKS:
+                    os.close(fd)
+                    raise
+                break  # a file system without locks (NFS without lockd): written as before
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self._tmp))
             except FileNotFoundError:
@@ -193,6 +198,9 @@ class Output:
             self._close()
         return None if self.is_special else self._tmp
 
+
+# flock() cannot lock on this file system (NFS without its lock daemon, some FUSE mounts).
+_NO_LOCKS: Final = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
 
 # sendfile() cannot write to this kind of output: copy through Python instead.
 _NO_SENDFILE: Final = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF})
