@@ -58,7 +58,10 @@ def _spill_directory(stack: contextlib.ExitStack) -> str:
     made = tempfile.mkdtemp(prefix=".ctmap-new-", dir=base)
     fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY)
     stack.callback(os.close, fd)  # last in, first out: the lock goes after the directory
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    # A file system without locks (NFS without its lock daemon): unlocked, so no run takes
+    # it for abandoned (see _remove_abandoned_spills); removed at the end as before.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX)
     path = os.path.join(base, SPILL_PREFIX + os.path.basename(made)[len(".ctmap-new-"):])
     os.rename(made, path)
     stack.callback(shutil.rmtree, path, ignore_errors=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import multiprocessing
 import os
 import re
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clevertap_mapper import MapperConfig
+from clevertap_mapper import MapperConfig, pipeline
 from clevertap_mapper.checks import Checker
 from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.readers import Block
@@ -105,6 +107,31 @@ def test_a_truncated_gzip_among_several_keeps_what_came_before(tmp_path: Path) -
         outputs.append((tmp_path / f"o{workers}").read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
     assert 6000 < outputs[0].count(b"\n") < 9000  # p0, p1 and the readable part of p2
+
+
+def test_workers_run_where_the_temporary_directory_cannot_be_locked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$TMPDIR on a file system without locks (flock fails with ENOLCK): the spill directory
+    goes unlocked and is removed at the end; the run is not ended by the lock."""
+    src = tmp_path / "in"
+    src.mkdir()
+    good = json.dumps({"type": "track", "userId": "u", "event": "E"}) + "\n"
+    for i in range(3):
+        (src / f"p{i}.ndjson.gz").write_bytes(gzip.compress((good * 100).encode()))
+    spill = tmp_path / "tmp"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(pipeline.fcntl, "flock", no_locks)
+    out, rej = Output(str(tmp_path / "o")), RejectsWriter(str(tmp_path / "r"))
+    summary = run_convert([str(src)], MapperConfig(), out, rej, workers=2)
+    out.commit()
+    rej.commit()
+    assert summary.events == 300 and (tmp_path / "o").read_bytes().count(b"\n") == 300
+    assert not list(spill.iterdir())
 
 
 @pytest.mark.parametrize("workers", [1, 2])
