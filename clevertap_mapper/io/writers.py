@@ -182,11 +182,11 @@ class Output:
                 self._close()
 
     def discard(self) -> None:
-        """Stop before anything was written: close, and remove the partial file."""
-        partial = self.abort()
-        if partial is not None:
+        """Stop before anything was written: remove the partial file, and close."""
+        if not self.is_stdout and not self.is_special:
             with contextlib.suppress(OSError):
-                os.remove(partial)
+                os.remove(self._tmp)  # before the lock goes: no other run can hold it yet
+        self.abort()
 
     def abort(self) -> str | None:
         """Stop without committing; returns the name of the partial file left behind."""
