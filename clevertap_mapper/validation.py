@@ -113,6 +113,7 @@ class ValidationReport:
             "ok": self.outcome == "clean",
             "checks": self.checker.level,
             "max_event_properties": self.checker.max_event_properties,
+            "allow": sorted(self.checker.allow),
             "compat": self.config.compat,
             "inputs": self.inputs,
             "files": self.files,

@@ -34,7 +34,9 @@ def _code_label(code: str) -> str:
 def render_report(report: ValidationReport, *, examples: bool = True) -> list[str]:
     """The human report, as lines."""
     s = report.summary
-    level = report.checker.level
+    level: str = report.checker.level
+    if report.checker.allow:
+        level += f", allowing {', '.join(sorted(report.checker.allow))}"
     lines = [click.style("ctmap validate", bold=True)
              + f": {plural(s.events, 'event')} in {plural(report.files, 'file')} "
              f"(checks: {level})"]

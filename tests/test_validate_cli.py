@@ -110,7 +110,15 @@ def test_json_summary(tmp_path: Path) -> None:
     assert (example["line"], example["field"], example["severity"]) == (5, "evtData.a.b",
                                                                         "warning")
     assert doc["checks"] == "strict" and doc["max_event_properties"] == 256
-    assert doc["unreadable"] == []
+    assert doc["unreadable"] == [] and doc["allow"] == []
+    # The codes let through are said, as the human header says them.
+    code, doc = as_json(path, "--allow", "restricted_event", "--allow", "invalid_phone")
+    assert code == 3 and doc["allow"] == ["invalid_phone", "restricted_event"]
+    assert doc["rejected"] == 2
+    assert not {"invalid_phone", "restricted_event"} & set(doc["rejected_by_code"])
+    assert {"invalid_phone", "restricted_event"} <= set(doc["warnings_by_code"])
+    header = validate(path, "--allow", "invalid_phone").stdout.splitlines()[0]
+    assert header.endswith("(checks: strict, allowing invalid_phone)")
 
 
 def test_examples_limit_and_counts_agree(tmp_path: Path) -> None:
