@@ -655,6 +655,24 @@ def test_an_archive_is_read_in_time_order_though_its_hours_are_not_zero_padded(
         f"hour {h}" for h in (0, 1, 2, 9, 10, 11, 23)]
 
 
+def test_an_output_given_as_a_link_is_written_through_it(tmp_path: Path) -> None:
+    """`-o latest.ndjson`, a link to the dated file: the dated file is replaced, the link
+    stays a link (and a link to a file not yet made makes it)."""
+    src = write_ndjson(tmp_path / "e.ndjson", [EVENTS[1], EVENTS[2]])
+    dated, latest = tmp_path / "2024-01-15.ndjson", tmp_path / "latest.ndjson"
+    dated.write_text("yesterday\n")
+    latest.symlink_to(dated.name)
+    rejects = tmp_path / "rejects.ndjson"
+    rejects.symlink_to("rejects-2024-01-15.ndjson")  # dangling until the run makes it
+    result = run("convert", str(src), "-o", str(latest), "--rejects", str(rejects))
+    assert result.exit_code == 3, result.output
+    assert latest.is_symlink() and rejects.is_symlink()
+    assert len(read_lines(dated)) == 1
+    assert [r["code"] for r in read_lines(tmp_path / "rejects-2024-01-15.ndjson")] == [
+        "anonymous_not_allowed"]
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_a_file_met_twice_is_read_once_under_its_first_name(tmp_path: Path) -> None:
     """A 'latest' link beside the file it names, a hard link, or the file named again: its
     events go once, not once per name."""

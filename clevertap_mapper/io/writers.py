@@ -59,7 +59,10 @@ class Output:
     def _open(self, name: str) -> None:
         self.is_stdout = name == "-"
         self.is_special = not self.is_stdout and written_in_place(name)
-        self._tmp = f"{name}.partial"
+        # A link (``latest.ndjson`` -> a dated file) is written through: its target is
+        # replaced, and the link stays a link.
+        self._target = os.path.realpath(name) if os.path.islink(name) else name
+        self._tmp = f"{self._target}.partial"
         self._file: IO[bytes] | None = None
         self._sendfile = True  # the stream is the file's own bytes, so the kernel may copy
         if self.is_stdout:
@@ -71,7 +74,7 @@ class Output:
             # earlier command of the same redirection) wrote there.
             self.stream = open(name, "ab")  # noqa: SIM115 - closed by commit/abort
         else:
-            directory = os.path.dirname(os.path.abspath(name))
+            directory = os.path.dirname(os.path.abspath(self._target))
             os.makedirs(directory, exist_ok=True)
             self.stream = self._open_partial()
             if name.endswith(".gz"):
@@ -178,7 +181,7 @@ class Output:
                     self.stream = self._file
                 if not self.is_special:
                     self.stream.flush()
-                    os.replace(self._tmp, self.name)  # still locked: see _open_partial
+                    os.replace(self._tmp, self._target)  # still locked: see _open_partial
                 self._close()
 
     def discard(self) -> None:
