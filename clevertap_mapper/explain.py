@@ -224,10 +224,11 @@ class Explanation:
 
 def _map(event: Any, config: MapperConfig,
          trace: Trace | None) -> tuple[list[Record], Outcome | None]:
-    outcome = map_or_reject(event, config, trace)
-    if isinstance(outcome, MappingError):
-        return [], Outcome("map", outcome.code, outcome.message)
-    return outcome, None
+    """``_outcome``, with the error as the Outcome the view shows."""
+    records, error = _outcome(event, config, trace)
+    if error is not None:
+        return [], Outcome("map", error.code, error.message)
+    return records or [], None
 
 
 def check_records(records: list[Record],

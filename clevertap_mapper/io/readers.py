@@ -104,13 +104,16 @@ def _once_each(names: list[str]) -> list[str]:
     return kept
 
 
-def require_inputs(inputs: Iterable[str]) -> None:
-    """Raise the InputError of the first input (named, or found in a named directory) that
-    does not exist: for a command to call before it opens any output, so that a mistyped path
-    or a dangling link leaves nothing behind."""
-    for name in expand_inputs(inputs):
+def require_inputs(inputs: Iterable[str]) -> list[str]:
+    """The inputs expanded (``expand_inputs``), once each exists; else the InputError of the
+    first input (named, or found in a named directory) that does not: for a command to call
+    before it opens any output, so that a mistyped path or a dangling link leaves nothing
+    behind."""
+    names = expand_inputs(inputs)
+    for name in names:
         if name != STDIN and not os.path.exists(name):
             raise _missing(name)
+    return names
 
 
 def _missing(name: str) -> InputError:

@@ -735,8 +735,7 @@ def run_upload(inputs: list[str], mapper: MapperConfig, credentials: Credentials
 def _check_inputs(inputs: list[str]) -> None:
     """Refuse a missing input before anything is sent (a typo in the last of ten paths must
     not be found after the first nine went out), and one that is not a regular file."""
-    require_inputs(inputs)
-    for name in expand_inputs(inputs):
+    for name in require_inputs(inputs):  # (one walk of the directories, not two)
         if name != STDIN and not os.path.isfile(name):
             raise InputError(f"{name}: not a regular file; upload reads files, or - for stdin",
                              source=name)
