@@ -204,6 +204,14 @@ LIMITS: Final[tuple[Limit, ...]] = (
           "{field} is {hint}; CleverTap allows values of at most {limit} characters: shorten "
           "it upstream, or split it over several properties (or send it as it is with "
           "--allow value_too_long: CleverTap may cut it)"),
+    # orjson's range: what ctmap writes as a JSON number. Past 2**53 a double already rounds,
+    # but those integers are sent as given (the default mode keeps them exact, as the reference
+    # does not); past 64 bits a number is refused here rather than sent for CleverTap to round.
+    Limit("integer_range", "number_out_of_range", "integers in evtData, Items and "
+          "profileData (values, multi-values and operations)", (-(2**63), 2**64 - 1), "error",
+          "spec 2.1, 2.3 (values are Integer or Float; past 64 bits: U)",
+          "{field} is the integer {hint}, which has more than 64 bits and would lose digits "
+          "(CleverTap reads numbers as doubles): send it as a string"),
     Limit("value_bytes", "value_too_many_bytes", "string values (as value_length)", 512,
           "warning", "spec 2.1 (CT-upev-copy says 512 bytes; CT-plat says characters)",
           "{field} is {hint}; one CleverTap page limits values to {limit} bytes, so it may be "
@@ -306,6 +314,8 @@ for _row in LIMITS:
 ERROR_CODES: Final[frozenset[str]] = frozenset(row.code for row in LIMITS
                                                if row.severity == "error")
 
+_INT_MIN: Final[int] = _L["integer_range"].limit[0]
+_INT_MAX: Final[int] = _L["integer_range"].limit[1]
 _MISSING: Final = object()
 _SHOW: Final = 60  # characters of a value quoted in a message
 _CACHE_MAX: Final = 50_000  # clean keys and names remembered per checker
@@ -596,6 +606,9 @@ class Checker:
             if tv is str:
                 if len(value) > 128:
                     _value_length(value, _path("evtData", key), out)
+            elif tv is int:
+                if not _INT_MIN <= value <= _INT_MAX:
+                    _long_integer(value, _path("evtData", key), out)
             elif tv is dict or tv is list:
                 if key == "Items" and name == "Charged":
                     self._items(value, out)
@@ -651,10 +664,18 @@ class Checker:
                         _value_length(value, _path(f"evtData.Items[{i}]", key), out)
                         if len(out) > before:
                             seen.add((key, "value"))
-                elif (tv is dict or tv is list) and (key, "nested") not in seen:
-                    seen.add((key, "nested"))
-                    out.append(_finding(_L["item_nested"], _path(f"evtData.Items[{i}]", key),
-                                        value))
+                elif tv is int:
+                    if not _INT_MIN <= value <= _INT_MAX:
+                        _long_integer(value, _path(f"evtData.Items[{i}]", key), out)
+                elif tv is dict or tv is list:
+                    if (key, "nested") not in seen:
+                        seen.add((key, "nested"))
+                        out.append(_finding(_L["item_nested"],
+                                            _path(f"evtData.Items[{i}]", key), value))
+                    # A nested value goes as it is (a warning): its integers are judged too.
+                    found = _first_long_integer(value)
+                    if found is not None:
+                        _long_integer(found, _path(f"evtData.Items[{i}]", key), out)
 
     # ---- keys --------------------------------------------------------------------------------
 
@@ -706,6 +727,9 @@ class Checker:
                 # An identity is judged above, against its own limit (1024), not values' 512.
                 if len(value) > 128 and key != "identity":
                     _value_length(value, _path("profileData", key), out)
+            elif tv is int:
+                if not _INT_MIN <= value <= _INT_MAX:
+                    _long_integer(value, _path("profileData", key), out)
             elif tv is list:
                 _multi_value(value, _path("profileData", key), out)
             elif tv is dict:
@@ -727,6 +751,8 @@ class Checker:
                 _multi_value(operand, f"{field}.{op}", out)
             elif type(operand) is str and len(operand) > 128:
                 _value_length(operand, f"{field}.{op}", out)
+            elif type(operand) is int and not _INT_MIN <= operand <= _INT_MAX:
+                _long_integer(operand, f"{field}.{op}", out)
 
     # ---- device tokens -----------------------------------------------------------------------
 
@@ -835,6 +861,28 @@ def _value_length(value: str, field: str, out: list[Finding]) -> None:
         out.append(_finding(row, field, hint=f"{n} characters but {size} UTF-8 bytes long"))
 
 
+def _long_integer(value: int, field: str, out: list[Finding]) -> None:
+    text = str(value)
+    out.append(_finding(_L["integer_range"], field,
+                        hint=text if len(text) <= 30 else text[:30] + "..."))
+
+
+def _first_long_integer(value: Any) -> int | None:
+    """The first integer beyond 64 bits inside a nested value, if any."""
+    stack = [value]  # (not recursive: a value may nest 1024 levels deep)
+    while stack:
+        item = stack.pop()
+        t = type(item)
+        if t is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                return int(item)
+        elif t is dict:
+            stack.extend(reversed(list(item.values())))
+        elif t is list:
+            stack.extend(reversed(item))
+    return None
+
+
 def _multi_value(values: list[Any], field: str, out: list[Finding]) -> None:
     """A profile multi-value (or subscription group): strings, at most 100, each <= 512."""
     if len(values) > _L["multi_value_count"].limit:
@@ -844,6 +892,10 @@ def _multi_value(values: list[Any], field: str, out: list[Finding]) -> None:
         out.append(_finding(_L["nested_profile_value"], field, values))
     elif odd:
         out.append(_finding(_L["multi_value_type"], field, odd[0]))
+        for i, v in enumerate(values):
+            if type(v) is int and not _INT_MIN <= v <= _INT_MAX:
+                _long_integer(v, f"{field}[{i}]", out)
+                break  # the first says it
     before = len(out)
     for i, v in enumerate(values):
         if type(v) is str and len(v) > 128:

@@ -714,13 +714,50 @@ def test_an_integer_beyond_64_bits_rejects_its_event_not_its_batch(tmp_path: Pat
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_integer_beyond_64_bits_is_judged_where_it_would_be_sent(tmp_path: Path,
+                                                                    workers: str) -> None:
+    big = 123456789012345678901234567890
+    lines = [
+        # In a field the mapping never reads: the event goes, the number is not sent.
+        f'{{"type":"track","userId":"u","event":"E","context":{{"app":{{"build":{big}}}}}}}',
+        # In a field sent as text: exact (a nested value, a numeric user id).
+        f'{{"type":"track","userId":{big},"event":"E","properties":{{"o":{{"n":{big}}}}}}}',
+        # Sent as a number: refused by the checks.
+        f'{{"type":"track","userId":"u","event":"E","properties":{{"n":{big}}}}}',
+    ]
+    src = tmp_path / "e.ndjson"
+    src.write_text("\n".join(lines) + "\n")
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects),
+                 "--workers", workers)
+    assert result.exit_code == 3, result.output
+    first, second = read_lines(out)
+    assert first["evtData"] == {}
+    assert second["identity"] == str(big) and second["evtData"]["o"] == f'{{"n":{big}}}'
+    (reject,) = read_lines(rejects)
+    assert (reject["line"], reject["stage"], reject["code"]) == (3, "check",
+                                                                 "number_out_of_range")
+    assert "evtData.n" in reject["message"] and str(big) in reject["message"]
+    # Let through on request, the number written exactly; compat mode sends JS's double.
+    for args, n in ((["--allow", "number_out_of_range"], big), (["--checks", "off"], big),
+                    (["--compat", "rudderstack"], "1.2345678901234568e+29")):
+        result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects),
+                     "--workers", workers, *args)
+        assert result.exit_code == 0, result.output
+        assert f'"n":{n}}}'.encode() in out.read_bytes().splitlines()[2], args
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_line_without_a_string_type_is_rejected_as_the_bytes_read(tmp_path: Path,
                                                                     workers: str) -> None:
-    # No type, a number for a type, and no type with an integer beyond 64 bits: each line is
-    # the whole event, so the rejects file keeps it as read, spacing and number forms too.
+    # No type, a number for a type, no type with an integer beyond 64 bits, and a property
+    # beyond 64 bits (refused by the checks): each line is the whole event, so the rejects
+    # file keeps it as read, spacing and number forms too.
     lines = ['{"userId": "u1",  "event": "E", "properties": {"x": 1.0, "y": 1e2}}',
              '{"type": 5, "userId": "u1"}',
-             '{"userId": "u1", "n": 123456789012345678901234567890}']
+             '{"userId": "u1", "n": 123456789012345678901234567890}',
+             '{"type": "track", "userId": "u1", "event": "E", "properties": {"n": -1e2, '
+             '"big": 123456789012345678901234567890}}']
     src = tmp_path / "e.ndjson"
     src.write_text("\n".join(lines) + "\n")
     out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
@@ -729,7 +766,7 @@ def test_a_line_without_a_string_type_is_rejected_as_the_bytes_read(tmp_path: Pa
     assert result.exit_code == 3, result.output
     written = rejects.read_bytes().splitlines()
     assert [json.loads(r)["code"] for r in written] == [
-        "missing_type", "unsupported_type", "number_out_of_range"]
+        "missing_type", "unsupported_type", "missing_type", "number_out_of_range"]
     for line, reject in zip(lines, written, strict=True):
         assert reject.endswith(b',"event":' + line.encode() + b"}")
 

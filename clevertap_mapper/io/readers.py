@@ -25,7 +25,7 @@ from clevertap_mapper.io.model import (
     SourceEvent,
     SourceRecords,
 )
-from clevertap_mapper.jsonutil import LongNumberScan, first_out_of_range, loads, loads_fast
+from clevertap_mapper.jsonutil import loads
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 BOM: Final = b"\xef\xbb\xbf"
@@ -339,53 +339,23 @@ def parse_error(pos: Position, line: bytes, exc: Exception) -> Rejection:
 def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[Item]:
     """Every event (or record) of every input, in order, with its position; or a Rejection.
 
-    ``js_numbers``: read integers beyond 64 bits as JavaScript would (compat mode) instead of
-    rejecting the line.
+    ``js_numbers``: read integers beyond 64 bits as JavaScript would (compat mode), as doubles.
     """
     for name in expand_inputs(inputs):
         source = source_name(name)
         for block in read_blocks(name):
-            scan = LongNumberScan(block.data)
-            start = 0
             for lineno, line in enumerate(block.lines(), block.first):
-                exact = scan.needs_exact(start, start + len(line))
-                start += len(line) + 1
                 if not line.strip():
                     continue
                 try:
-                    value = loads(line, js_numbers=js_numbers) if exact else loads_fast(line)
+                    value = loads(line, js_numbers=js_numbers)
                 except (ValueError, RecursionError) as exc:
                     yield parse_error(Position(source, lineno), line, exc)
                     continue
-                if exact and first_out_of_range(value) is not None:  # beyond 64 bits: rare
-                    yield from exact_unwrap(value, source, lineno, line)
-                elif type(value) is dict and "type" in value:  # most lines: no generator
+                if type(value) is dict and "type" in value:  # most lines: no generator
                     yield _typed(value, Position(source, lineno))
                 else:
                     yield from unwrap(value, source, lineno)
-
-
-def exact_unwrap(value: Any, source: str, lineno: int, line: bytes) -> Iterator[Item]:
-    """``unwrap`` for a line read by ``loads``'s exact path: an event (or line of records)
-    holding an integer beyond 64 bits is rejected by itself, and the rest of a batch goes on.
-    """
-    plain = type(value) is dict and "type" in value
-    for item in unwrap(value, source, lineno):
-        # The line's own bytes go to the rejects file when the item is the whole line.
-        whole = plain or (type(item) is SourceEvent and item.event is value)
-        if type(item) is SourceEvent:
-            found = first_out_of_range(item.event)
-        elif type(item) is SourceRecords:
-            found = first_out_of_range(item.records)
-        else:
-            found = None
-        if found is None:
-            yield item
-            continue
-        yield Rejection(item.pos, "read", "number_out_of_range", found.message(),
-                        event=item.event if type(item) is SourceEvent else None,
-                        record=item.records if type(item) is SourceRecords else None,
-                        event_json=line if whole else None)
 
 
 def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:

@@ -79,12 +79,20 @@ def is_zero_or_false(x: Any) -> bool:
     return (t is int or t is float) and x == 0
 
 
+def _double(n: int) -> float:
+    """The double JS holds for an integer: Infinity past the doubles' range (~1.8e308)."""
+    try:
+        return float(n)
+    except OverflowError:
+        return math.inf if n > 0 else -math.inf
+
+
 def number_to_string(x: float | int) -> str:
     """JS ``Number.prototype.toString()``: ``1.0`` -> ``"1"``, ``1e21`` -> ``"1e+21"``."""
     if type(x) is int:
         if -_MAX_SAFE_INT <= x <= _MAX_SAFE_INT:
             return str(x)
-        x = float(x)  # JS holds every number as a double
+        x = _double(x)  # JS holds every number as a double
     assert isinstance(x, float)
     if x != x:
         return "NaN"
@@ -121,7 +129,11 @@ def js_numbers(v: Any) -> Any:
     t = type(v)
     if t is int:
         # int(JS's text of the double): the integer JSON.stringify would print
-        return v if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT else int(number_to_string(float(v)))
+        if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
+            return v
+        double = _double(v)
+        # Past the doubles' range JS holds Infinity, which JSON.stringify writes as null.
+        return int(number_to_string(double)) if math.isfinite(double) else None
     if t is dict:
         changed: dict[str, Any] | None = None
         for k, x in v.items():
@@ -180,7 +192,9 @@ def to_number(x: Any) -> float:
     if x is False or x is None:
         return 0.0
     t = type(x)
-    if t is int or t is float:
+    if t is int:
+        return _double(x)
+    if t is float:
         return float(x)
     if t is str:
         s = x.strip(JS_WHITESPACE)
@@ -189,7 +203,7 @@ def to_number(x: Any) -> float:
         if _DECIMAL_LITERAL.match(s):
             return float(s.replace("Infinity", "inf"))
         if _RADIX_LITERAL.match(s):
-            return float(int(s, 0))
+            return _double(int(s, 0))
         return math.nan
     if t is list:
         if not x:
@@ -256,7 +270,8 @@ def _js_json_slow(v: Any, exact_ints: bool) -> str:
             return "null"
         if t is int and exact_ints:
             return str(v)
-        return number_to_string(v)
+        text = number_to_string(v)
+        return "null" if text.endswith("Infinity") else text  # an int past the doubles
     return orjson.dumps(v).decode()
 
 

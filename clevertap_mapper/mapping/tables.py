@@ -102,7 +102,8 @@ TOKEN_TYPES: Final = frozenset({"chrome", "fcm", "gcm", "apns", "wns", "mpns"})
 INTEGRATION_KEYS: Final = ("clevertap", "Clevertap", "CleverTap", "CLEVERTAP")
 
 # The event's own times (s7, D1): what RudderStack's processor sets on every event.
-EVENT_TIME_FIELDS: Final = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+EVENT_TIME_FIELDS: Final[tuple[str, ...]] = (
+    "timestamp", "originalTimestamp", "sentAt", "receivedAt")
 
 PROPERTIES: Final = Path("properties")
 PROPERTIES_TS: Final = Path("properties.ts")
