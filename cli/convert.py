@@ -12,7 +12,13 @@ from clevertap_mapper.io.writers import Output, RejectsWriter, written_in_place
 from clevertap_mapper.pipeline import Format, run_convert
 from cli.exit_codes import ExitCode
 from cli.options import mapping_options, pick, refuse_overlaps, resolve_mapping
-from cli.render import progress_bar, render_convert_summary, stderr_console
+from cli.render import (
+    print_lines,
+    progress_bar,
+    render_convert_summary,
+    stderr_console,
+    terminal_console,
+)
 
 
 def default_rejects_path(output: str) -> str:
@@ -75,13 +81,13 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
         raise click.UsageError("--line, --type, --event, --limit and --json choose and shape "
                                "what --dry-run shows; add --dry-run")
     settings = resolve_mapping(ctx)
-    console = stderr_console()
     if dry_run:
         from cli.dryrun import dry_run as run_dry  # noqa: PLC0415 - rich views only when asked
 
         ctx.exit(run_dry(list(inputs), settings, lines=lines, types=types,
                          event_names=event_names, limit=limit, as_json=as_json,
-                         console=console))
+                         console=stderr_console()))
+    console = terminal_console()
     out_format: Format = pick(ctx, "fmt", settings.file, "format")
     rejects_name = rejects or default_rejects_path(output)
     refuse_overlaps(inputs, [("-o", output), ("--rejects", rejects_name)])
@@ -104,8 +110,9 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
         if left:
             why = "the interruption" if isinstance(exc, KeyboardInterrupt) else "the error"
             held, it = (("hold", "they were") if len(left) > 1 else ("holds", "it was"))
-            console.print(f"ctmap: {' and '.join(left)} {held} what was written before "
-                          f"{why}; {it} not renamed to the output name", style="yellow")
+            print_lines(console, [[(f"ctmap: {' and '.join(left)} {held} what was written "
+                                    f"before {why}; {it} not renamed to the output name",
+                                    "yellow")]])
         raise
     out.commit()
     rejects_writer.commit()

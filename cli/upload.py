@@ -15,6 +15,7 @@ from typing import Any, Final
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from clevertap_mapper.errors import ConfigError
@@ -269,10 +270,10 @@ def render_upload_summary(console: Console, report: UploadReport, *, url: str,
     headline = {"complete": "[green]complete[/]", "gave_up": "[red]gave up[/]",
                 "interrupted": "[yellow]interrupted[/]", "failed": "[red]failed[/]"}
     console.print(f"[bold]ctmap upload[/]: {headline[report.outcome]} in "
-                  f"{report.elapsed:.1f} s -> {url} (account {account_id})")
+                  f"{report.elapsed:.1f} s -> {escape(url)} (account {escape(account_id)})")
     if report.already_complete:
-        console.print(f"  nothing to do: {report.state_path} says this upload finished "
-                      f"({report.job_accepted:,} accepted, {report.job_rejected_total:,} "
+        console.print(f"  nothing to do: {escape(report.state_path or '')} says this upload "
+                      f"finished ({report.job_accepted:,} accepted, {report.job_rejected_total:,} "
                       "rejected); add --restart to send everything again")
         return
     s = report.summary
@@ -293,7 +294,7 @@ def render_upload_summary(console: Console, report: UploadReport, *, url: str,
     console.print(f"  accepted: {report.accepted:,}")
     if report.rejected:
         console.print(f"  [yellow]rejected: {report.rejected_total:,}[/] "
-                      f"({counts(dict(report.rejected))}) -> {report.rejects_path}")
+                      f"({counts(dict(report.rejected))}) -> {escape(str(report.rejects_path))}")
     else:
         console.print("  rejected: 0")
     if report.possible_duplicates:
@@ -309,7 +310,7 @@ def render_upload_summary(console: Console, report: UploadReport, *, url: str,
     console.print(f"  pending:  {pending}")
     if report.state_path:
         runs = " (resumed)" if report.resumed else ""
-        console.print(f"  state:    {report.state_path}{runs}; this job so far: "
+        console.print(f"  state:    {escape(report.state_path)}{runs}; this job so far: "
                       f"{report.job_accepted:,} accepted, {report.job_rejected_total:,} "
                       "rejected")
     else:
@@ -399,12 +400,13 @@ def _dry_run(inputs: list[str], settings: MappingSettings, url: str, account: st
                       f"{plural(len(sizes), 'body', 'bodies')} would be sent; nothing was sent "
                       "or written")
         if checkpoint is not None:
-            console.print(f"  {state}: {plural(done, 'body', 'bodies')} acknowledged by "
-                          "earlier runs, not sent again"
+            console.print(f"  {escape(str(state))}: {plural(done, 'body', 'bodies')} "
+                          "acknowledged by earlier runs, not sent again"
                           + ("; the job is complete" if checkpoint.complete else ""))
         elif state is not None and account is None and os.path.exists(state):
-            console.print(f"  {state} not read: it belongs to an account; give --account-id "
-                          "(or CLEVERTAP_ACCOUNT_ID) to see only what a rerun would send")
+            console.print(f"  {escape(state)} not read: it belongs to an account; give "
+                          "--account-id (or CLEVERTAP_ACCOUNT_ID) to see only what a rerun "
+                          "would send")
         if summary.rejected:
             console.print(f"  [yellow]would reject: {summary.rejected_total:,}[/] "
                           f"({counts(dict(summary.rejected))}); the rejects file is written "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import gzip
+import io
 import json
 import os
 import signal
@@ -19,11 +20,13 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from clevertap_mapper.io import writers
 from clevertap_mapper.io.readers import expand_inputs
 from clevertap_mapper.io.writers import Output, written_in_place
 from cli.main import ctmap
+from cli.render import print_lines
 
 EVENTS: list[dict[str, Any]] = [
     {"type": "identify", "userId": "u1", "traits": {"email": "a@b.co", "gender": "female"},
@@ -711,6 +714,20 @@ def test_an_integer_beyond_64_bits_rejects_its_event_not_its_batch(tmp_path: Pat
         "n": big}
     assert json.loads(first)["code"] == json.loads(second)["code"] == "number_out_of_range"
     assert second.endswith(b',"event":' + plain.encode() + b"}")
+
+
+def test_file_names_with_brackets_are_printed_as_they_are(tmp_path: Path) -> None:
+    # Once read as rich markup: "out[x]" printed as "out", and "[/x]" an error after the run.
+    src = tmp_path / "in[x].ndjson"
+    src.write_text('{"type":"track","userId":"u","event":"E"}\n{"type":"track"}\n')
+    out, rejects = tmp_path / "out[/x].ndjson", tmp_path / "r[bold].ndjson"
+    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects))
+    assert result.exit_code == 3, result.output
+    assert f"-> {out}" in result.stderr and f"-> {rejects}" in result.stderr
+    # On a terminal, the same lines go through rich, styled but not parsed.
+    console = Console(file=io.StringIO(), force_terminal=True, no_color=True, width=200)
+    print_lines(console, [[("  rejected: 1", "yellow"), (f" -> {rejects}", None)]])
+    assert console.file.getvalue() == f"  rejected: 1 -> {rejects}\n"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -216,6 +216,17 @@ def test_clean_upload_exits_0_and_json_summary(ct: FakeCleverTap, clean: Path,
     assert (tmp_path / "r.ndjson").read_bytes() == b""
 
 
+def test_file_names_with_brackets_are_printed_as_they_are(ct: FakeCleverTap, clean: Path,
+                                                         tmp_path: Path) -> None:
+    # rich would read "[/x]" as markup: a closing tag with nothing to close, an error.
+    state, rejects = tmp_path / "s[/x].json", tmp_path / "r[bold].ndjson"
+    result = run(clean, "--endpoint", ct.url, "--state", state, "--rejects", rejects)
+    assert result.exit_code == 0, result.stderr
+    assert f"state:    {state}" in result.stderr
+    again = run(clean, "--endpoint", ct.url, "--state", state, "--rejects", rejects)
+    assert f"nothing to do: {state} says" in again.stderr
+
+
 def test_passcode_file(ct: FakeCleverTap, clean: Path, tmp_path: Path) -> None:
     secret = tmp_path / "pass"
     secret.write_text(PASSCODE + "\n")
