@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml setup.py $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	rm -f $(VENV)/.installed-* *__mypyc*.so clevertap_mapper/*.so clevertap_mapper/*/*.so
-	CTMAP_COMPILE=$(COMPILE) $(BIN)/pip install --quiet -e '.[dev]'
+	CTMAP_COMPILE=$(COMPILE) $(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
 	$(BIN)/ctmap --version  # says whether the hot path compiled
 	touch $(STAMP)
 

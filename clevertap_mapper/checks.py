@@ -316,6 +316,7 @@ ERROR_CODES: Final[frozenset[str]] = frozenset(row.code for row in LIMITS
 
 _INT_MIN: Final[int] = _L["integer_range"].limit[0]
 _INT_MAX: Final[int] = _L["integer_range"].limit[1]
+_SHORT: Final = 2**62 - 1
 _MISSING: Final = object()
 _SHOW: Final = 60  # characters of a value quoted in a message
 _CACHE_MAX: Final = 50_000  # clean keys and names remembered per checker
@@ -607,7 +608,7 @@ class Checker:
                 if len(value) > 128:
                     _value_length(value, _path("evtData", key), out)
             elif tv is int:
-                if not _INT_MIN <= value <= _INT_MAX:
+                if _beyond_64_bits(value):
                     _long_integer(value, _path("evtData", key), out)
             elif tv is dict or tv is list:
                 if key == "Items" and name == "Charged":
@@ -665,7 +666,7 @@ class Checker:
                         if len(out) > before:
                             seen.add((key, "value"))
                 elif tv is int:
-                    if not _INT_MIN <= value <= _INT_MAX:
+                    if _beyond_64_bits(value):
                         _long_integer(value, _path(f"evtData.Items[{i}]", key), out)
                 elif tv is dict or tv is list:
                     if (key, "nested") not in seen:
@@ -728,7 +729,7 @@ class Checker:
                 if len(value) > 128 and key != "identity":
                     _value_length(value, _path("profileData", key), out)
             elif tv is int:
-                if not _INT_MIN <= value <= _INT_MAX:
+                if _beyond_64_bits(value):
                     _long_integer(value, _path("profileData", key), out)
             elif tv is list:
                 _multi_value(value, _path("profileData", key), out)
@@ -751,7 +752,7 @@ class Checker:
                 _multi_value(operand, f"{field}.{op}", out)
             elif type(operand) is str and len(operand) > 128:
                 _value_length(operand, f"{field}.{op}", out)
-            elif type(operand) is int and not _INT_MIN <= operand <= _INT_MAX:
+            elif type(operand) is int and _beyond_64_bits(operand):
                 _long_integer(operand, f"{field}.{op}", out)
 
     # ---- device tokens -----------------------------------------------------------------------
@@ -861,6 +862,14 @@ def _value_length(value: str, field: str, out: list[Finding]) -> None:
         out.append(_finding(row, field, hint=f"{n} characters but {size} UTF-8 bytes long"))
 
 
+def _beyond_64_bits(value: int) -> bool:
+    # Compiled, an integer under 2**62 is held unboxed and compared inline; the limits
+    # themselves are boxed, and compared by a generic call.
+    if -_SHORT <= value <= _SHORT:
+        return False
+    return not _INT_MIN <= value <= _INT_MAX
+
+
 def _long_integer(value: int, field: str, out: list[Finding]) -> None:
     text = str(value)
     out.append(_finding(_L["integer_range"], field,
@@ -874,7 +883,7 @@ def _first_long_integer(value: Any) -> int | None:
         item = stack.pop()
         t = type(item)
         if t is int:
-            if not _INT_MIN <= item <= _INT_MAX:
+            if _beyond_64_bits(item):
                 return int(item)
         elif t is dict:
             stack.extend(reversed(list(item.values())))
@@ -893,7 +902,7 @@ def _multi_value(values: list[Any], field: str, out: list[Finding]) -> None:
     elif odd:
         out.append(_finding(_L["multi_value_type"], field, odd[0]))
         for i, v in enumerate(values):
-            if type(v) is int and not _INT_MIN <= v <= _INT_MAX:
+            if type(v) is int and _beyond_64_bits(v):
                 _long_integer(v, f"{field}[{i}]", out)
                 break  # the first says it
     before = len(out)

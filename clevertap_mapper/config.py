@@ -6,11 +6,8 @@ and every problem is reported at once.
 
 from __future__ import annotations
 
-import difflib
 import json
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -42,12 +39,17 @@ class MapperConfig:
 
 def settings_schema() -> dict[str, Any]:
     """The JSON Schema of ``ctmap.toml`` (shipped as package data)."""
+    from importlib import resources  # noqa: PLC0415 - (this and the other imports in
+    # functions below: only when a settings file is read, not at every start)
+
     text = resources.files("clevertap_mapper").joinpath("settings.schema.json").read_text("utf-8")
     return json.loads(text)  # type: ignore[no-any-return]
 
 
 def load_settings_file(path: str | Path) -> dict[str, Any]:
     """Read and validate a ``ctmap.toml``; raise ConfigError listing every problem at once."""
+    import tomllib  # noqa: PLC0415
+
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text("utf-8"))
@@ -101,6 +103,8 @@ def _problems(err: Any) -> list[str]:
                            "is easily shared or committed: remove it, and set "
                            "CLEVERTAP_PASSCODE or pass --passcode-file FILE to ctmap upload")
                 continue
+            import difflib  # noqa: PLC0415
+
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             section = f"the [{'.'.join(path)}] section" if path else "the top level"

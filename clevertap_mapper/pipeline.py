@@ -21,6 +21,7 @@ from clevertap_mapper.errors import InputError
 from clevertap_mapper.io.readers import expand_inputs, read_blocks, source_name
 from clevertap_mapper.io.writers import BatchWriter, Output, RejectsWriter
 from clevertap_mapper.stage import (
+    BLOCK_BYTES,
     NO_TYPE,
     UNREADABLE,
     ChunkConverter,
@@ -32,7 +33,6 @@ from clevertap_mapper.stage import (
     event_type,
     map_items,
 )
-from clevertap_mapper.workers import BLOCK_BYTES, in_workers, units
 
 __all__ = ["NO_TYPE", "UNREADABLE", "Format", "Mapped", "Record", "Summary", "event_type",
            "map_items", "run_convert"]
@@ -126,6 +126,9 @@ def run_convert(inputs: list[str], config: MapperConfig, out: Output | None,
     files = expand_inputs(inputs)
     with contextlib.ExitStack() as stack:
         if workers > 1:
+            # (Imported here: multiprocessing is a tenth of a one-process run's start.)
+            from clevertap_mapper.workers import in_workers, units  # noqa: PLC0415
+
             spill_dir = _spill_directory(stack)
             # Several gzip files go to the workers whole, to inflate themselves; one is
             # inflated here and handed out in blocks, so that it is still shared.

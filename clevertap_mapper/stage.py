@@ -22,6 +22,7 @@ from clevertap_mapper.mapping.core import map_or_reject
 from clevertap_mapper.mapping.reads import decode_event
 
 Format = Literal["records", "batches"]
+BLOCK_BYTES = 1 << 20  # lines converted (or handed to a worker) at a time: about 1 MiB
 Record = dict[str, Any]
 
 
@@ -165,7 +166,9 @@ class Stage:
 
 
 def _pos(pos: Position | tuple[str, int, int | None]) -> Position:
-    return pos if type(pos) is Position else Position(*pos)  # type: ignore[misc]
+    if isinstance(pos, Position):
+        return pos
+    return Position(pos[0], pos[1], pos[2])  # (a star call would be a generic one)
 
 
 def map_items(items: Iterable[Item], config: MapperConfig, summary: Summary,

@@ -26,8 +26,6 @@ from clevertap_mapper.errors import CtmapError, InputError
 from clevertap_mapper.io.readers import GZIP_MAGIC, STDIN, Block, read_blocks, source_name
 from clevertap_mapper.stage import ChunkConverter, ChunkResult, Summary
 
-BLOCK_BYTES = 1 << 20  # input handed to a worker at a time: whole lines, about 1 MiB
-
 Span = tuple[str, int, int]  # (path, byte offset, length) of whole lines in a plain file
 # What a worker is given: a span of a file for it to read itself; whole lines; or the path of
 # a gzip file for it to read and convert whole. (Whole lines travel in shared memory, and the

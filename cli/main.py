@@ -6,7 +6,6 @@ import importlib
 import os
 import signal
 import sys
-import traceback
 from typing import Any, ClassVar
 
 import click
@@ -58,11 +57,15 @@ class CtmapGroup(click.Group):
             ctx.exit(ExitCode.ERROR)
         except CtmapError as exc:
             if show_traceback:
+                import traceback  # noqa: PLC0415 - only when asked
+
                 traceback.print_exc()
             click.echo(f"ctmap: error: {exc}", err=True)
             ctx.exit(ExitCode.ERROR)
         except Exception as exc:
             if show_traceback:
+                import traceback  # noqa: PLC0415 - only when asked
+
                 traceback.print_exc()
             click.echo(f"ctmap: unexpected error: {type(exc).__name__}: {exc} "
                        "(rerun with --traceback to see where, and please report it)", err=True)

@@ -55,6 +55,10 @@ Record = dict[str, Any]
 
 MAX_IDENTITY_LENGTH = 1024  # CleverTap identities: strings of at most 1024 characters
 _FUNCTION = object()  # a JS function value (Object.prototype member): vanishes from JSON
+# A quarter of a typical dump: one error for all of them, never raised (map_event raises a
+# copy), so no traceback ever hangs on it.
+_ANONYMOUS = MappingError("anonymous_not_allowed", "the event has no userId and anonymous "
+                          "tracking is off; add a userId or rerun with --track-anonymous")
 
 
 def map_event(event: Any, config: MapperConfig, trace: Trace | None = None) -> list[Record]:
@@ -69,7 +73,7 @@ def map_event(event: Any, config: MapperConfig, trace: Trace | None = None) -> l
     """
     outcome = map_or_reject(event, config, trace)
     if isinstance(outcome, MappingError):
-        raise outcome
+        raise MappingError(outcome.code, outcome.message)  # a copy: outcome may be shared
     return outcome
 
 
@@ -99,9 +103,7 @@ def map_or_reject(event: Any, config: MapperConfig,
             # The generic userId lookup, read once: s10.1 and s10.5 use it.
             uid, uid_path = _first_usable(event, T.USER_ID_ONLY)
             if not config.track_anonymous and not truthy(uid):  # s10.1
-                return MappingError("anonymous_not_allowed", "the event has no userId and "
-                                    "anonymous tracking is off; add a userId or rerun with "
-                                    "--track-anonymous")
+                return _ANONYMOUS
             records = [_event(event, kind, uid, uid_path, config, trace)]
         elif kind == "alias":
             records = [_alias(event, config, trace)]

@@ -84,12 +84,16 @@ _decode = msgspec.json.Decoder(_schema("Event", READ)).decode
 def decode_event(line: bytes) -> Any:
     """The line as a dict of the fields the mapping reads, or None when it needs a full read.
 
-    None for a line that is not ASCII (a skipped string's UTF-8 is not checked), not JSON,
-    not an object, or has a non-object where an object is read (``context``, say). The caller
-    still decides by ``type`` whether the line is a plain event.
+    None for a line that is not UTF-8, not JSON, not an object, or has a non-object where an
+    object is read (``context``, say). The caller still decides by ``type`` whether the line
+    is a plain event.
     """
     if not line.isascii():
-        return None
+        # The schema decode checks the UTF-8 of the strings it keeps, not of those it skips.
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     try:
         return _decode(line)
     except (msgspec.DecodeError, RecursionError):

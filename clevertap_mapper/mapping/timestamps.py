@@ -14,7 +14,6 @@ import math
 import re
 from calendar import timegm
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_tz
 from typing import Any, Final
 
 from clevertap_mapper.mapping.js import to_number, to_string, truthy
@@ -115,6 +114,8 @@ def js_date_parse(text: str) -> float:
         return _utc_ms(int(m["y"]), _MONTHS[m["mon"].lower()], int(m["d"]), int(m["h"] or 0),
                        int(m["mi"] or 0), int(m["s"] or 0))
     if "," in s and any(c.isalpha() for c in s):
+        from email.utils import parsedate_tz  # noqa: PLC0415 - rare: a process's start spared
+
         parsed = parsedate_tz(s)
         if parsed is not None:
             y, mo, d, h, mi, sec = parsed[:6]
