@@ -317,6 +317,11 @@ ERROR_CODES: Final[frozenset[str]] = frozenset(row.code for row in LIMITS
 _INT_MIN: Final[int] = _L["integer_range"].limit[0]
 _INT_MAX: Final[int] = _L["integer_range"].limit[1]
 _SHORT: Final = 2**62 - 1
+# The limits checked on every record, as typed constants: compiled, a row's limit (an Any)
+# would be compared by a generic call.
+_IDENTITY_MAX: Final[int] = _L["identity_length"].limit
+_TS_MIN: Final[int] = _L["ts"].limit[0]
+_TS_MAX: Final[int] = _L["ts"].limit[1]
 _MISSING: Final = object()
 _SHOW: Final = 60  # characters of a value quoted in a message
 _CACHE_MAX: Final = 50_000  # clean keys and names remembered per checker
@@ -566,7 +571,7 @@ class Checker:
         ident = r.get("identity")
         present = False
         if ident is not None:
-            if type(ident) is str and _REFUSED_MAX_LEN < len(ident) <= _L["identity_length"].limit:
+            if type(ident) is str and _REFUSED_MAX_LEN < len(ident) <= _IDENTITY_MAX:
                 present = True  # the common case: a real id
             else:
                 present = _identity(ident, "identity", out)
@@ -577,8 +582,7 @@ class Checker:
                 and not any(f.code in ("invalid_identity", "invalid_object_id") for f in out)):
             out.append(_finding(_L["identity_missing"], "identity"))
         ts = r.get("ts", _MISSING)
-        if ts is not _MISSING and (type(ts) is not int or not
-                                   _L["ts"].limit[0] <= ts <= _L["ts"].limit[1]):
+        if ts is not _MISSING and (type(ts) is not int or not _TS_MIN <= ts <= _TS_MAX):
             out.append(_finding(_L["ts"], "ts", ts, hint=_ts_hint(ts)))
 
     # ---- events ------------------------------------------------------------------------------
@@ -719,7 +723,7 @@ class Checker:
                         out.append(_finding(row, f"profileData.{key}", value, hint=hint))
             elif key == "identity":
                 if not (type(value) is str and
-                        _REFUSED_MAX_LEN < len(value) <= _L["identity_length"].limit):
+                        _REFUSED_MAX_LEN < len(value) <= _IDENTITY_MAX):
                     _identity(value, "profileData.identity", out)
             elif key not in _SYSTEM_PROFILE_KEYS:
                 custom += 1
