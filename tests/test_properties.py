@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from clevertap_mapper import MapperConfig, MappingError, map_event
 from clevertap_mapper.checks import Checker
+from clevertap_mapper.io.model import Position, Rejection
 from clevertap_mapper.io.writers import Batcher
 from clevertap_mapper.jsonutil import dumps, loads
 from clevertap_mapper.mapping.js import js_numbers, json_stringify, number_to_string, to_number
@@ -253,3 +254,23 @@ def test_iso_micros_is_the_exact_standard_library_time(when: datetime, offset: t
         1970, 1, 1, tzinfo=UTC)
     expected = (delta.days * 86400 + delta.seconds) * 10**6 + delta.microseconds
     assert iso_micros(before + text + after) == expected, before + text + after
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=20), st.sampled_from(["read", "map", "check", "upload"]),
+       st.text(max_size=12), st.text(max_size=40), st.integers(1, 10**12),
+       st.none() | st.integers(1, 500), st.booleans())
+def test_a_rejection_line_is_its_fields_and_the_event_as_read(
+        source: str, stage: Any, code: str, message: str, line: int, index: int | None,
+        with_record: bool) -> None:
+    # encode() splices the bytes read in; the fields around the line number are cached.
+    event_json = b' {"type": "track", "n": 1.0E2} '
+    rejection = Rejection(Position(source, line, index), stage, code, message,
+                          event={"type": "track"}, record={"r": 1} if with_record else None,
+                          event_json=event_json)
+    for _ in range(2):  # the second time from the cache
+        encoded = rejection.encode()
+        assert json.loads(encoded) == {**rejection.as_dict(), "event": {"type": "track",
+                                                                         "n": 100.0}}
+        assert encoded.endswith(b',"event":' + event_json.strip() + b"}")
+        assert encoded.startswith(dumps(rejection._fields())[:-1])
