@@ -716,6 +716,14 @@ def test_an_integer_beyond_64_bits_rejects_its_event_not_its_batch(tmp_path: Pat
     assert second.endswith(b',"event":' + plain.encode() + b"}")
 
 
+def _convert_lines(tmp_path: Path, lines: list[str], *args: str) -> tuple[Any, Path, Path]:
+    """convert these lines (a file of them) with ``args``: the result, output and rejects."""
+    src = tmp_path / "e.ndjson"
+    src.write_text("\n".join(lines) + "\n")
+    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
+    return run("convert", str(src), "-o", str(out), "--rejects", str(rejects), *args), out, rejects
+
+
 def test_file_names_with_brackets_are_printed_as_they_are(tmp_path: Path) -> None:
     # Once read as rich markup: "out[x]" printed as "out", and "[/x]" an error after the run.
     src = tmp_path / "in[x].ndjson"
@@ -742,11 +750,7 @@ def test_an_integer_beyond_64_bits_is_judged_where_it_would_be_sent(tmp_path: Pa
         # Sent as a number: refused by the checks.
         f'{{"type":"track","userId":"u","event":"E","properties":{{"n":{big}}}}}',
     ]
-    src = tmp_path / "e.ndjson"
-    src.write_text("\n".join(lines) + "\n")
-    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
-    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects),
-                 "--workers", workers)
+    result, out, rejects = _convert_lines(tmp_path, lines, "--workers", workers)
     assert result.exit_code == 3, result.output
     first, second = read_lines(out)
     assert first["evtData"] == {}
@@ -758,8 +762,7 @@ def test_an_integer_beyond_64_bits_is_judged_where_it_would_be_sent(tmp_path: Pa
     # Let through on request, the number written exactly; compat mode sends JS's double.
     for args, n in ((["--allow", "number_out_of_range"], big), (["--checks", "off"], big),
                     (["--compat", "rudderstack"], "1.2345678901234568e+29")):
-        result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects),
-                     "--workers", workers, *args)
+        result, out, _ = _convert_lines(tmp_path, lines, "--workers", workers, *args)
         assert result.exit_code == 0, result.output
         assert f'"n":{n}}}'.encode() in out.read_bytes().splitlines()[2], args
 
@@ -775,11 +778,7 @@ def test_a_line_without_a_string_type_is_rejected_as_the_bytes_read(tmp_path: Pa
              '{"userId": "u1", "n": 123456789012345678901234567890}',
              '{"type": "track", "userId": "u1", "event": "E", "properties": {"n": -1e2, '
              '"big": 123456789012345678901234567890}}']
-    src = tmp_path / "e.ndjson"
-    src.write_text("\n".join(lines) + "\n")
-    out, rejects = tmp_path / "o.ndjson", tmp_path / "r.ndjson"
-    result = run("convert", str(src), "-o", str(out), "--rejects", str(rejects),
-                 "--workers", workers)
+    result, _, rejects = _convert_lines(tmp_path, lines, "--workers", workers)
     assert result.exit_code == 3, result.output
     written = rejects.read_bytes().splitlines()
     assert [json.loads(r)["code"] for r in written] == [
