@@ -327,6 +327,7 @@ _SHOW: Final = 60  # characters of a value quoted in a message
 _CACHE_MAX: Final = 50_000  # clean keys and names remembered per checker
 _PAGE_PREFIXES: Final = ("Web Page Viewed: ", "Screen Viewed: ")
 _REFUSED_MAX_LEN: Final = 16  # longer identities cannot be a (padded) refused value
+_REFUSED_LONGEST: Final = max(len(v) for v in _REFUSED_IDENTITIES)
 _SYSTEM_PROFILE_KEYS: Final = frozenset({
     "Name", "Email", "Phone", "Gender", "Employed", "Education", "Married", "Age", "DOB",
     "Photo", "Customer Type", "Tz", "identity", "category-unsubscribe",
@@ -404,7 +405,9 @@ def _bad_email(v: Any, _: Any) -> bool:
     if type(v) is not str:
         return True
     local, at, domain = v.rpartition("@")
-    return not (at and local and domain) or any(c.isspace() for c in v)
+    # (split() cuts at exactly what isspace() finds: one C pass instead of one call a
+    # character, which was most of a profile's checks.)
+    return not (at and local and domain) or v.split() != [v]
 
 
 def _bad_age(v: Any, _: Any) -> bool:
@@ -550,7 +553,9 @@ class Checker:
             return []
         out: list[Finding] = []
         kind = record.get("type", _MISSING) if type(record) is dict else _MISSING
-        if kind == "event":
+        if type(kind) is not str:
+            out.append(_finding(_L["record_type"], "type", kind))
+        elif kind == "event":
             self._event(record, out)
         elif kind == "profile":
             self._profile(record, out)
@@ -590,12 +595,14 @@ class Checker:
     def _event(self, r: dict[str, Any], out: list[Finding]) -> None:
         self._common(r, out)
         name = r.get("evtName", _MISSING)
-        if type(name) is not str or not name.strip():
+        if type(name) is str and name in self._clean_names:
+            pass  # checked before (and not blank)
+        elif type(name) is not str or not name.strip():
             hint = ("give the event a name" if name is _MISSING or name is None
                     or type(name) is str else "send the event name as text")
             out.append(_finding(_L["event_name"], "evtName", name, hint=hint))
             name = ""
-        elif name not in self._clean_names:
+        else:
             self._event_name(name, out)
         data = r.get("evtData", _MISSING)
         if type(data) is not dict:
@@ -765,7 +772,7 @@ class Checker:
         oid = r.get("objectId", _MISSING)
         if not _nonempty(oid):
             out.append(_finding(_L["token_object_id"], "objectId", oid))
-        elif len(oid) <= _REFUSED_MAX_LEN and oid.strip().lower() in _REFUSED_IDENTITIES:
+        elif _refused(oid, oid.strip()):
             out.append(_finding(_L["identity_refused"], "objectId", oid))
         data = r.get("tokenData", _MISSING)
         if type(data) is not dict:
@@ -809,18 +816,27 @@ _BLANK_IDENTITY: Final = ("the user id is empty or blank: fix it upstream (for a
                           "previousId and userId)")
 
 
+def _refused(text: str, stripped: str) -> bool:
+    """Whether an id (``stripped``: the same, stripped) is a placeholder CleverTap refuses."""
+    # (lower() never shortens a text, so a stripped text longer than every placeholder is
+    # none of them: most real ids are decided without lower-casing them.)
+    return (len(text) <= _REFUSED_MAX_LEN and len(stripped) <= _REFUSED_LONGEST
+            and stripped.lower() in _REFUSED_IDENTITIES)
+
+
 def _identity(ident: Any, field: str, out: list[Finding]) -> bool:
     """Judge an identity value; True when it identifies the user (even with a warning)."""
     t = type(ident)
     if t is str:
-        if not ident.strip():
+        stripped = ident.strip()
+        if not stripped:
             out.append(_finding(_L["identity_type"], field, ident, limit="a non-empty string",
                                 hint=_BLANK_IDENTITY))
             return False
-        if len(ident) > _L["identity_length"].limit:
+        if len(ident) > _IDENTITY_MAX:
             out.append(_finding(_L["identity_length"], field, count=len(ident)))
             return False
-        if len(ident) <= _REFUSED_MAX_LEN and ident.strip().lower() in _REFUSED_IDENTITIES:
+        if _refused(ident, stripped):
             out.append(_finding(_L["identity_refused"], field, ident))
             return False
         return True
@@ -835,7 +851,7 @@ def _object_id(oid: Any, out: list[Finding]) -> bool:
     if not _nonempty(oid) or not oid.strip():
         out.append(_finding(_L["object_id_value"], "objectId", oid))
         return False
-    if len(oid) <= _REFUSED_MAX_LEN and oid.strip().lower() in _REFUSED_IDENTITIES:
+    if _refused(oid, oid.strip()):
         out.append(_finding(_L["identity_refused"], "objectId", oid))
         return False
     if len(oid) > _L["identity_length"].limit:

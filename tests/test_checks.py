@@ -7,7 +7,10 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from clevertap_mapper import checks
 from clevertap_mapper.checks import _CACHE_MAX as CACHE_MAX
 from clevertap_mapper.checks import (
     CLEVERTAP_CODES,
@@ -529,3 +532,19 @@ def test_profile_identity_is_held_to_the_identity_limit_not_the_value_limit() ->
     assert findings(event(identity=long_id)) == []
     assert codes(profile({"identity": "u" * 1025}, identity=None, objectId="abc")) == {
         "invalid_identity"}
+
+
+# ---------------------------------------------------------------------------- fast forms
+
+_ids_and_emails = st.lists(st.sampled_from(
+    ["a", "Z", "@", ".", " ", "\t", "\u00a0", "\u2003", "\u3000", "\x1c", "\u200b", "null",
+     "NULL", "inf", "-1", "\u0130", "\u212a"]), max_size=12).map("".join)
+
+
+@given(_ids_and_emails)
+def test_the_fast_email_and_placeholder_tests_say_what_the_plain_ones_say(text: str) -> None:
+    local, at, domain = text.rpartition("@")
+    plain_email = not (at and local and domain) or any(c.isspace() for c in text)
+    assert checks._bad_email(text, None) == plain_email
+    plain_refused = len(text) <= 16 and text.strip().lower() in checks._REFUSED_IDENTITIES
+    assert checks._refused(text, text.strip()) == plain_refused
