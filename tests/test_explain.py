@@ -41,6 +41,7 @@ from clevertap_mapper.jsonutil import dumps, loads
 from clevertap_mapper.mapping.core import map_or_reject
 from clevertap_mapper.mapping.js import MISSING, truthy
 from tests.conftest import CONFORMANCE
+from tests.test_properties import events
 
 GOLDEN = Path(__file__).parent / "golden" / "dryrun"
 UPDATE = bool(os.environ.get("UPDATE_GOLDEN"))
@@ -688,3 +689,20 @@ def test_explaining_does_not_change_what_the_mapping_sends() -> None:
             assert e.records == map_event(event, config) or e.rejection is not None
         except MappingError as exc:
             assert e.rejection is not None and e.rejection.code == exc.code
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events, st.sampled_from(["identify", "track", "page", "screen", "alias"]),
+       st.dictionaries(st.sampled_from(["n", "price", "ts", "birthday", "name", "products"]),
+                       st.sampled_from([2**53 + 1, 2**64, 10**21 - 1, 10**21, 10**29, 10**308,
+                                        10**309, -(10**400)]) | st.integers()
+                       | st.lists(st.integers(), max_size=2),
+                       max_size=3), st.booleans())
+def test_any_event_read_exactly_is_explained_in_both_modes(
+        event: dict[str, Any], kind: str, numbers: dict[str, Any], object_ids: bool) -> None:
+    # The default mode reads integers of any size exactly, and the view maps that same event
+    # in compat mode too: nothing there may crash on one past 64 bits, or past the doubles.
+    config = MapperConfig(track_anonymous=True, object_id_mapping=object_ids)
+    for shaped in (event, {"type": kind, "userId": "u", "anonymousId": "a", "event": "E",
+                           "name": "N", "properties": numbers, "traits": numbers}):
+        dumps(explain_event(shaped, config, Checker()).as_dict())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
@@ -60,6 +61,18 @@ def test_convert_survives(name: str, tmp_path: Path) -> None:
         assert got == rejected
     assert all(r["source"].endswith(name) and r["message"] for r in rejects)
     assert out.read_bytes().count(b"\n") == converted  # not splitlines(): U+2028 is data
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_dry_run_and_validate_survive_and_count_as_convert_rejects(name: str) -> None:
+    code, rejected, _ = EXPECTED[name]
+    want = dict(Counter(rejected.values()))
+    dry = CliRunner().invoke(ctmap, ["convert", str(NASTY / name), "--dry-run", "--json"])
+    assert "unexpected error" not in dry.output and dry.exit_code == code, dry.output
+    assert json.loads(dry.stdout.splitlines()[-1])["summary"]["rejected_by_code"] == want
+    checked = CliRunner().invoke(ctmap, ["validate", str(NASTY / name), "--json"])
+    assert "unexpected error" not in checked.output and checked.exit_code in (0, 3)
+    assert json.loads(checked.stdout)["rejected_by_code"] == want
 
 
 def test_raw_text_of_unreadable_lines_is_kept(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ scalars = st.one_of(
     # Integers of any size the reader takes: exact in the default mode (see _as_read).
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
     st.integers(min_value=-(10**400), max_value=10**400),
+    st.sampled_from([2**53 + 1, 2**64, 10**21, 10**29, 10**309, -(10**400)]),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
     st.sampled_from([*TYPES, "Order Completed", "order completed", "2021-03-10T11:59:22Z",
                      "1468308340", "android", "iOS", "female", "$D_1"]),
@@ -140,6 +141,9 @@ def test_integers_past_the_doubles_range_are_infinity_as_in_javascript() -> None
     assert number_to_string(huge) == "Infinity" and number_to_string(-huge) == "-Infinity"
     assert to_number("0x" + "f" * 300) == math.inf and to_number(-huge) == -math.inf
     assert js_numbers({"a": [huge, 2**60 + 1]}) == {"a": [None, 1152921504606847000]}
+    # From 1e21 JS writes an exponent: the double itself, which orjson writes the same.
+    assert dumps(js_numbers([10**29, 123456789012345678901234567890])) == \
+        b"[1e+29,1.2345678901234568e+29]"
     assert json_stringify({"a": huge}) == '{"a":null}'
     assert json_stringify({"a": huge}, exact_ints=True) == '{"a":' + str(huge) + "}"
 

@@ -132,8 +132,10 @@ def js_numbers(v: Any) -> Any:
         if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
             return v
         double = _double(v)
-        # Past the doubles' range JS holds Infinity, which JSON.stringify writes as null.
-        return int(number_to_string(double)) if math.isfinite(double) else None
+        if not math.isfinite(double):
+            return None  # JS holds Infinity, which JSON.stringify writes as null
+        # From 1e21 JS writes an exponent, as orjson writes the double: "1.2e+29" both.
+        return int(number_to_string(double)) if abs(double) < 1e21 else double
     if t is dict:
         changed: dict[str, Any] | None = None
         for k, x in v.items():
