@@ -16,7 +16,14 @@ from clevertap_mapper.checks import Checker
 from clevertap_mapper.config import MapperConfig
 from clevertap_mapper.errors import MappingError
 from clevertap_mapper.io.model import Position, Rejection, SourceEvent, SourceRecords
-from clevertap_mapper.io.readers import RECORD_TYPES, Block, Item, parse_error, unwrap
+from clevertap_mapper.io.readers import (
+    RECORD_TYPES,
+    Block,
+    Item,
+    parse_error,
+    partly_readable,
+    unwrap,
+)
 from clevertap_mapper.jsonutil import dumps, loads
 from clevertap_mapper.mapping.core import map_or_reject
 from clevertap_mapper.mapping.reads import decode_event
@@ -275,6 +282,13 @@ class ChunkConverter:
             except (ValueError, RecursionError) as exc:
                 if not line.strip():
                     continue  # a blank line: skipped, not a rejection
+                # A number past the doubles' range where the mapping does not read: the fast
+                # read's, whatever the line before was (see partly_readable).
+                event = None if js_numbers else partly_readable(line)
+                if event is not None:
+                    records, rejections = stage.event(event, (source, lineno, None), line)
+                    out.add(records, rejections, lineno, None)
+                    continue
                 records, rejections = stage.item(parse_error(Position(source, lineno), line,
                                                              exc))
                 out.add(records, rejections, lineno, None)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from bench.gen_events import generate
 from clevertap_mapper import MapperConfig, MappingError
 from clevertap_mapper.checks import Checker
+from clevertap_mapper.io.readers import read_items
 from clevertap_mapper.jsonutil import dumps, loads
 from clevertap_mapper.mapping import core
 from clevertap_mapper.mapping.core import map_or_reject
@@ -195,3 +196,26 @@ def test_core_reads_no_top_level_key_the_fast_read_drops() -> None:
             keys.add(key.value)
     assert keys, "the scan found no reads: it no longer matches how core.py reads"
     assert keys <= set(READ), keys - set(READ)
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1E+400", b"7" * 5000])
+def test_a_number_past_the_doubles_where_the_mapping_does_not_read_is_judged_alike(
+        number: bytes, tmp_path: Path) -> None:
+    # The fast read skips the number; the full read refuses it. The line must go whichever
+    # line came before it (an envelope turns the fast read off) and in validate's read too;
+    # in a field the mapping reads it is refused everywhere.
+    event = b'{"type":"track","userId":"u","event":"E","context":{"screen":{"d":%s}}}' % number
+    read = b'{"type":"track","userId":"u","event":"E","properties":{"d":%s}}' % number
+    plain = b'{"type":"track","userId":"v","event":"E"}'
+    envelope = b'{"batch":[%s]}' % plain
+    for before in (plain, envelope):
+        block = b"\n".join([before, event, read])
+        result = ChunkConverter(MapperConfig(), Checker(), "records")("x", 1, block)
+        assert result.summary.records["event"] == 2, before
+        assert result.rejects.count(b'"code":"invalid_json"') == 1
+        assert b'"line":3' in result.rejects
+        path = tmp_path / "in.ndjson"
+        path.write_bytes(block + b"\n")
+        items = list(read_items([str(path)]))
+        assert [type(i).__name__ for i in items] == ["SourceEvent", "SourceEvent", "Rejection"]
+        assert items[1].event == decode_event(event)

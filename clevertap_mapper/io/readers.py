@@ -26,6 +26,7 @@ from clevertap_mapper.io.model import (
     SourceRecords,
 )
 from clevertap_mapper.jsonutil import loads
+from clevertap_mapper.mapping.reads import decode_event
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 BOM: Final = b"\xef\xbb\xbf"
@@ -350,12 +351,33 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
                 try:
                     value = loads(line, js_numbers=js_numbers)
                 except (ValueError, RecursionError) as exc:
-                    yield parse_error(Position(source, lineno), line, exc)
+                    event = None if js_numbers else partly_readable(line)
+                    if event is not None:
+                        yield SourceEvent(Position(source, lineno), event)
+                    else:
+                        yield parse_error(Position(source, lineno), line, exc)
                     continue
                 if type(value) is dict and "type" in value:  # most lines: no generator
                     yield _typed(value, Position(source, lineno))
                 else:
                     yield from unwrap(value, source, lineno)
+
+
+def partly_readable(line: bytes) -> dict[str, Any] | None:
+    """The fields the mapping reads of a plain event line that the full read refused, or None.
+
+    The full read refuses a number past the doubles' range (``1e999``, or an integer of over
+    4300 digits) wherever it is; ``decode_event`` skips the fields the mapping does not read,
+    unchecked. convert reads a line that way while the lines before it are plain events, so
+    every read (after an envelope, in validate, in the dry run) falls back to it: whether such
+    a line goes must not depend on the line before it or on the command. (Not in compat mode,
+    which reads every line whole.)
+    """
+    event = decode_event(line)
+    if type(event) is not dict:
+        return None
+    kind = event.get("type")
+    return event if type(kind) is str and kind not in RECORD_TYPES else None
 
 
 def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:
