@@ -21,12 +21,11 @@ from clevertap_mapper.io.readers import (
     Block,
     Item,
     parse_error,
-    partly_readable,
+    plain_event,
     unwrap,
 )
 from clevertap_mapper.jsonutil import dumps, loads
 from clevertap_mapper.mapping.core import map_or_reject
-from clevertap_mapper.mapping.reads import decode_event
 
 Format = Literal["records", "batches"]
 BLOCK_BYTES = 1 << 20  # lines converted (or handed to a worker) at a time: about 1 MiB
@@ -247,14 +246,14 @@ class ChunkConverter:
         """Map and check the lines of ``block`` through ``stage``, into ``out``; how many
         lines there were.
 
-        A line is first read for just the fields the mapping reads (``decode_event``); one
+        A line is first read for just the fields the mapping reads (``plain_event``); one
         that is not a plain event of the usual shape is read whole. (Compat mode reads every
         line whole: its integers beyond 64 bits must be JavaScript's doubles before mapping.)
         Each line is found with ``find``, which runs memchr: ``split`` looks at every byte
         in a loop of its own, 390 ns a 1.2 KB line against 150 ns.
         """
         js_numbers = self.js_numbers
-        # Whether to try decode_event first: while the lines are plain events. After one that
+        # Whether to try plain_event first: while the lines are plain events. After one that
         # is not (a batch envelope, an archive row, a bad line) the next is read whole first,
         # so that a file of envelopes is not parsed twice a line.
         fast = not js_numbers
@@ -269,13 +268,11 @@ class ChunkConverter:
             lineno += 1
             start = end + 1
             if fast:
-                event = decode_event(line)
+                event = plain_event(line)
                 if event is not None:
-                    kind = event.get("type")
-                    if type(kind) is str and kind not in RECORD_TYPES:
-                        records, rejections = stage.event(event, (source, lineno, None), line)
-                        out.add(records, rejections, lineno, None)
-                        continue
+                    records, rejections = stage.event(event, (source, lineno, None), line)
+                    out.add(records, rejections, lineno, None)
+                    continue
                 fast = False
             try:
                 value = loads(line, js_numbers=js_numbers)
@@ -283,8 +280,8 @@ class ChunkConverter:
                 if not line.strip():
                     continue  # a blank line: skipped, not a rejection
                 # A number past the doubles' range where the mapping does not read: the fast
-                # read's, whatever the line before was (see partly_readable).
-                event = None if js_numbers else partly_readable(line)
+                # read's, whatever the line before was (see plain_event).
+                event = None if js_numbers else plain_event(line)
                 if event is not None:
                     records, rejections = stage.event(event, (source, lineno, None), line)
                     out.add(records, rejections, lineno, None)

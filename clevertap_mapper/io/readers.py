@@ -351,7 +351,7 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
                 try:
                     value = loads(line, js_numbers=js_numbers)
                 except (ValueError, RecursionError) as exc:
-                    event = None if js_numbers else partly_readable(line)
+                    event = None if js_numbers else plain_event(line)
                     if event is not None:
                         yield SourceEvent(Position(source, lineno), event)
                     else:
@@ -363,15 +363,15 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
                     yield from unwrap(value, source, lineno)
 
 
-def partly_readable(line: bytes) -> dict[str, Any] | None:
-    """The fields the mapping reads of a plain event line that the full read refused, or None.
+def plain_event(line: bytes) -> dict[str, Any] | None:
+    """A plain event line read for the fields the mapping reads (``decode_event``), or None
+    when the line is not a plain event of the usual shape (and must be read whole).
 
-    The full read refuses a number past the doubles' range (``1e999``, or an integer of over
-    4300 digits) wherever it is; ``decode_event`` skips the fields the mapping does not read,
-    unchecked. convert reads a line that way while the lines before it are plain events, so
-    every read (after an envelope, in validate, in the dry run) falls back to it: whether such
-    a line goes must not depend on the line before it or on the command. (Not in compat mode,
-    which reads every line whole.)
+    convert reads each line so first while the lines before were plain events. Every read
+    also falls back to it when the full read refuses a line: the full read refuses a number
+    past the doubles' range (``1e999``, or an integer of over 4300 digits) wherever it is,
+    the fast read only where the mapping reads, and whether such a line goes must not depend
+    on the line before it or on the command. (Not in compat mode, which reads lines whole.)
     """
     event = decode_event(line)
     if type(event) is not dict:
