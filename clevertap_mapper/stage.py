@@ -267,6 +267,7 @@ class ChunkConverter:
             line = block[start:end]
             lineno += 1
             start = end + 1
+            tried = fast  # whether plain_event has had this line
             if fast:
                 event = plain_event(line)
                 if event is not None:
@@ -281,7 +282,7 @@ class ChunkConverter:
                     continue  # a blank line: skipped, not a rejection
                 # A number past the doubles' range where the mapping does not read: the fast
                 # read's, whatever the line before was (see plain_event).
-                event = None if js_numbers else plain_event(line)
+                event = None if js_numbers or tried else plain_event(line)
                 if event is not None:
                     records, rejections = stage.event(event, (source, lineno, None), line)
                     out.add(records, rejections, lineno, None)

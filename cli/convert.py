@@ -91,7 +91,7 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
     out_format: Format = pick(ctx, "fmt", settings.file, "format")
     rejects_name = rejects or default_rejects_path(output)
     refuse_overlaps(inputs, [("-o", output), ("--rejects", rejects_name)])
-    require_inputs(inputs)
+    files = require_inputs(inputs)  # (the directories walked once: run_convert takes these)
     out = Output(output)
     try:
         rejects_writer = RejectsWriter(rejects_name)
@@ -100,7 +100,7 @@ def convert(ctx: click.Context, /, inputs: tuple[str, ...], output: str, fmt: st
         raise
     try:
         with progress_bar(console, "converting", not quiet) as hook:
-            summary = run_convert(list(inputs), settings.mapper, out, rejects_writer,
+            summary = run_convert(files, settings.mapper, out, rejects_writer,
                                   fmt=out_format,
                                   checker=settings.checker, progress=hook, workers=workers)
     except (CtmapError, KeyboardInterrupt) as exc:
