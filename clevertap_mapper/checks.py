@@ -37,7 +37,7 @@ from clevertap_mapper.mapping.tables import UNSTRINGIFIED_KEYS
 Severity = Literal["error", "warning"]
 CheckLevel = Literal["strict", "warn", "off"]
 
-CHECK_LEVELS: Final = ("strict", "warn", "off")
+CHECK_LEVELS: Final[tuple[str, ...]] = ("strict", "warn", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,8 @@ _TOKEN_TYPES_DOCUMENTED: Final = frozenset({"apns", "fcm", "gcm"})
 _OBJECT_ID_CHARS: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789()!:@$_-")
 
-_MSG_FLAGS: Final = ("MSG-email", "MSG-push", "MSG-sms", "MSG-whatsapp", "MSG-push-all",
-                     "MSG-dndemail")
+_MSG_FLAGS: Final[tuple[str, ...]] = (
+    "MSG-email", "MSG-push", "MSG-sms", "MSG-whatsapp", "MSG-push-all", "MSG-dndemail")
 
 _S21: Final = "spec 2.1 (CT-plat)"
 _S23: Final = "spec 2.3 (CT-plat, CT-upprof, SDK docs)"
@@ -325,7 +325,7 @@ _TS_MAX: Final[int] = _L["ts"].limit[1]
 _MISSING: Final = object()
 _SHOW: Final = 60  # characters of a value quoted in a message
 _CACHE_MAX: Final = 50_000  # clean keys and names remembered per checker
-_PAGE_PREFIXES: Final = ("Web Page Viewed: ", "Screen Viewed: ")
+_PAGE_PREFIXES: Final[tuple[str, ...]] = ("Web Page Viewed: ", "Screen Viewed: ")
 _REFUSED_MAX_LEN: Final = 16  # longer identities cannot be a (padded) refused value
 _REFUSED_LONGEST: Final = max(len(v) for v in _REFUSED_IDENTITIES)
 _SYSTEM_PROFILE_KEYS: Final = frozenset({

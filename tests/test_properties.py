@@ -17,7 +17,13 @@ from clevertap_mapper.io.model import Position, Rejection
 from clevertap_mapper.io.writers import Batcher
 from clevertap_mapper.jsonutil import dumps, loads
 from clevertap_mapper.mapping.js import js_numbers, json_stringify, number_to_string, to_number
-from clevertap_mapper.mapping.timestamps import _NUMERIC, epoch_seconds, iso_micros
+from clevertap_mapper.mapping.timestamps import (
+    _NUMERIC,
+    _iso_parts,
+    epoch_seconds,
+    iso_micros,
+    iso_seconds,
+)
 from clevertap_mapper.stage import ChunkConverter
 
 KEYS = ["type", "userId", "anonymousId", "previousId", "event", "name", "properties", "traits",
@@ -258,6 +264,72 @@ def test_iso_micros_is_the_exact_standard_library_time(when: datetime, offset: t
         1970, 1, 1, tzinfo=UTC)
     expected = (delta.days * 86400 + delta.seconds) * 10**6 + delta.microseconds
     assert iso_micros(before + text + after) == expected, before + text + after
+
+
+def _stdlib_micros(text: str) -> int | None:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    delta = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)) - datetime(
+        1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 10**6 + delta.microseconds
+
+
+def _two(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda n: f"{n:02d}")
+
+
+# Dates and times near and past every bound the reader checks, in the forms it takes and in
+# forms a character away from them.
+_near_iso = st.builds(
+    lambda y, mo, d, t, h, mi, sec, frac, zone: (
+        f"{y}-{mo}-{d}" + (f"{t}{h}:{mi}:{sec}{frac}{zone}" if t is not None else "")),
+    st.sampled_from(["0000", "0001", "1900", "1969", "1970", "2000", "2024", "2100", "9999"])
+    | st.integers(0, 9999).map(lambda n: f"{n:04d}"),
+    _two(0, 13), _two(0, 32), st.sampled_from([None, "T", "t", " "]), _two(0, 25),
+    _two(0, 60), _two(0, 61), st.sampled_from(["", "."]) | st.from_regex(r"\A\.\d{1,8}\Z"),
+    st.sampled_from(["", "Z", "z", "+00:00", "-00:00", "+24:00", "+23:59", "-23:60", "+0530",
+                     "+05:30:00", "+05", "Z ", " "]) | st.builds(
+        lambda sign, h, m: f"{sign}{h}:{m}", st.sampled_from("+-"), _two(0, 25), _two(0, 60)))
+
+
+# A usual form with one character changed, anywhere.
+_one_off_iso = st.builds(
+    lambda text, i, c: text[:i % len(text)] + c + text[i % len(text) + 1:],
+    st.sampled_from(["2024-02-29T23:59:59.999999+05:30", "1999-12-31T00:00:00Z", "2000-01-01",
+                     "2021-03-10T11:59:22.123-08:00", "1970-01-01T00:00:00"]),
+    st.integers(0, 40), st.sampled_from([*"0123456789-+:.TZ ", "\u0661", "a", ""]))
+
+
+@settings(max_examples=2000)
+@given(st.one_of(_near_iso, _one_off_iso,
+                 st.text(alphabet="0123456789-T:.Z+ ", min_size=10, max_size=32),
+                 st.text(min_size=10, max_size=32)))
+def test_the_usual_iso_forms_read_as_fromisoformat_reads_them(text: str) -> None:
+    # _iso_parts reads the forms events carry itself, and leaves every other to fromisoformat:
+    # what it takes, it must read as fromisoformat does (an impossible date: not at all).
+    seconds, fraction = _iso_parts(text)
+    expected = _stdlib_micros(text)
+    if fraction >= 0:
+        assert expected is not None, text
+        assert 0 <= fraction < 10**6 and seconds * 10**6 + fraction == expected, text
+    if expected is None:
+        expected = _stdlib_micros(text.strip())  # iso_micros also reads a time in white space
+    assert iso_micros(text) == expected, text
+    assert iso_seconds(text) == (None if expected is None else expected // 10**6), text
+
+
+@settings(max_examples=500)
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+       st.sampled_from(["Z", "+00:00", "-08:00", "+05:30", "+23:59", ""]),
+       st.sampled_from(["seconds", "milliseconds", "microseconds"]), st.booleans())
+def test_the_usual_iso_forms_are_read_without_fromisoformat(
+        when: datetime, zone: str, spec: str, date_only: bool) -> None:
+    text = when.date().isoformat() if date_only else when.isoformat(timespec=spec) + zone
+    seconds, fraction = _iso_parts(text)
+    assert fraction >= 0, text  # taken, not handed on
+    assert seconds * 10**6 + fraction == _stdlib_micros(text), text
 
 
 @settings(max_examples=300, deadline=None)

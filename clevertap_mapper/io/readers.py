@@ -30,7 +30,7 @@ from clevertap_mapper.mapping.reads import decode_event
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 BOM: Final = b"\xef\xbb\xbf"
-UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")  # little-, big-endian
+UTF16_BOMS: Final[tuple[bytes, ...]] = (b"\xff\xfe", b"\xfe\xff")  # little-, big-endian
 STDIN: Final = "-"
 RECORD_TYPES: Final = frozenset({"event", "profile", "token"})
 _FIX_HINT: Final = "fix the line, or leave it in the rejects file"

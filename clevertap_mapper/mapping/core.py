@@ -44,6 +44,7 @@ from clevertap_mapper.mapping.timestamps import (
     MICROS,
     epoch_seconds,
     iso_micros,
+    iso_seconds,
     reference_ts,
 )
 
@@ -305,13 +306,13 @@ def _no_identity(what: str) -> MappingError:
 
 def _event_time(event: dict[str, Any]) -> tuple[int | None, str]:
     """Fix D1: the event's own time, as RudderStack's processor computes ``timestamp``."""
-    # In whole microseconds: float seconds would floor an exact second, give or take the
-    # rounding of the three terms, to the one before.
     ts = event.get("timestamp")
-    if type(ts) is str and (us := iso_micros(ts)) is not None:
-        return us // MICROS, "timestamp"
+    if type(ts) is str and (secs := iso_seconds(ts)) is not None:
+        return secs, "timestamp"
     received_text = event.get("receivedAt")
     if type(received_text) is str and (received := iso_micros(received_text)) is not None:
+        # In whole microseconds: float seconds would floor an exact second, give or take the
+        # rounding of the three terms, to the one before.
         # The processor counts a missing or unreadable sentAt or originalTimestamp as
         # receivedAt (an HTTP API call without them, a gateway backup stamped with the job's
         # receivedAt, a client that sent ""): receivedAt is never passed over for no ts.
@@ -328,8 +329,8 @@ def _event_time(event: dict[str, Any]) -> tuple[int | None, str]:
         original = received if original is None else original
         return (received - (sent - original)) // MICROS, how
     original_text = event.get("originalTimestamp")
-    if type(original_text) is str and (us := iso_micros(original_text)) is not None:
-        return us // MICROS, "originalTimestamp"
+    if type(original_text) is str and (secs := iso_seconds(original_text)) is not None:
+        return secs, "originalTimestamp"
     return None, ""
 
 

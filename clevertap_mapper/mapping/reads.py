@@ -26,8 +26,8 @@ from clevertap_mapper.mapping import tables as T
 from clevertap_mapper.mapping.paths import Path
 
 # The top-level keys core.py reads with ``event.get`` rather than through a table's Path.
-EVENT_KEYS: Final = ("type", "userId", "anonymousId", "previousId", "event", "integrations",
-                     *T.EVENT_TIME_FIELDS)
+EVENT_KEYS: Final[tuple[str, ...]] = (
+    "type", "userId", "anonymousId", "previousId", "event", "integrations", *T.EVENT_TIME_FIELDS)
 
 Tree = dict[str, Any]  # a key -> WHOLE (read the value whole) or the Tree of what is read in it
 WHOLE: Final = None

@@ -20,7 +20,7 @@ def _paths(*texts: str) -> tuple[Path, ...]:
 USER_ID_ONLY: Final = _paths(
     "userId", "traits.userId", "traits.id", "context.traits.userId", "context.traits.id")
 ANONYMOUS_ID: Final = Path("anonymousId")
-USER_ID: Final = (*USER_ID_ONLY, ANONYMOUS_ID)
+USER_ID: Final[tuple[Path, ...]] = (*USER_ID_ONLY, ANONYMOUS_ID)
 EMAIL_ONLY: Final = _paths("traits.email", "context.traits.email", "properties.email")
 FIRST_NAME: Final = _paths(
     "traits.firstName", "traits.firstname", "traits.first_name",
@@ -49,7 +49,7 @@ GENDER_MAP: Final = {
     **dict.fromkeys(("m", "M", "Male", "male", "MALE"), "M"),
 }
 
-IDENTIFY_ROWS: Final = (
+IDENTIFY_ROWS: Final[tuple[ProfileRow, ...]] = (
     ProfileRow("Email", EMAIL_ONLY),
     ProfileRow("Name", _both("name")),
     ProfileRow("Phone", _both("phone")),
@@ -72,7 +72,7 @@ TRAIT_ROOTS: Final = _paths("traits", "context.traits")
 
 # Where each identify source path starts: the root it is under (an index into TRAIT_ROOT_NAMES)
 # and the key inside it, for the fast lookups of core._TraitRoots.
-TRAIT_ROOT_NAMES: Final = ("traits", "context.traits", "properties")
+TRAIT_ROOT_NAMES: Final[tuple[str, ...]] = ("traits", "context.traits", "properties")
 ROOT_AND_NAME: Final = {
     p.text: (TRAIT_ROOT_NAMES.index(p.text.rsplit(".", 1)[0]), p.segments[-1])
     for row_paths in (*(r.sources for r in IDENTIFY_ROWS), FIRST_NAME, LAST_NAME)
@@ -80,7 +80,7 @@ ROOT_AND_NAME: Final = {
 }
 
 # Order Completed -> Charged (CleverTapEcom): raw single paths, no fallbacks.
-CHARGED_ROWS: Final = (
+CHARGED_ROWS: Final[tuple[tuple[str, Path], ...]] = (
     ("Charged ID", Path("properties.checkout_id")),
     ("Amount", Path("properties.revenue")),
     ("Items", Path("properties.products")),
@@ -99,7 +99,7 @@ UNSTRINGIFIED_KEYS: Final = frozenset({"category-unsubscribe", "category-resubsc
 TOKEN_OS_ANDROID: Final = "android"
 TOKEN_OS_APPLE: Final = frozenset({"ios", "watchos", "ipados", "tvos"})
 TOKEN_TYPES: Final = frozenset({"chrome", "fcm", "gcm", "apns", "wns", "mpns"})
-INTEGRATION_KEYS: Final = ("clevertap", "Clevertap", "CleverTap", "CLEVERTAP")
+INTEGRATION_KEYS: Final[tuple[str, ...]] = ("clevertap", "Clevertap", "CleverTap", "CLEVERTAP")
 
 # The event's own times (s7, D1): what RudderStack's processor sets on every event.
 EVENT_TIME_FIELDS: Final[tuple[str, ...]] = (
