@@ -25,7 +25,7 @@ from clevertap_mapper.io.readers import (
     unwrap,
 )
 from clevertap_mapper.jsonutil import dumps, loads
-from clevertap_mapper.mapping.core import map_or_reject
+from clevertap_mapper.mapping.core import lower_type, map_or_reject
 
 Format = Literal["records", "batches"]
 BLOCK_BYTES = 1 << 20  # lines converted (or handed to a worker) at a time: about 1 MiB
@@ -88,7 +88,7 @@ UNREADABLE = "(unreadable)"  # a line (or batch item) the reader rejected; the d
 def event_type(event: Any) -> str:
     """An event's lower-cased ``type``, or ``(none)`` when it has no usable one."""
     t = event.get("type") if type(event) is dict else None
-    return t.lower() if type(t) is str and t else NO_TYPE
+    return lower_type(t) if type(t) is str and t else NO_TYPE
 
 
 class Stage:

@@ -12,7 +12,7 @@ No I/O, clock, environment or global state: safe to call from any thread or proc
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -78,6 +78,15 @@ def map_event(event: Any, config: MapperConfig, trace: Trace | None = None) -> l
     return outcome
 
 
+# The usual spellings of ``type``, looked up rather than lowered: lower() makes a new string.
+_LOWER_TYPES: Final = {t: t for t in ("identify", "track", "page", "screen", "alias")}
+
+
+def lower_type(raw_type: str) -> str:
+    """``raw_type.lower()``."""
+    return _LOWER_TYPES.get(raw_type) or raw_type.lower()
+
+
 def map_or_reject(event: Any, config: MapperConfig,
                   trace: Trace | None = None) -> list[Record] | MappingError:
     """``map_event``'s outcome as a value: the MappingError is returned, not raised.
@@ -96,7 +105,7 @@ def map_or_reject(event: Any, config: MapperConfig,
     if type(raw_type) is not str:
         return MappingError("unsupported_type", "`type` must be a string, not "
                             f"{_describe(raw_type)} (the reference crashes on this event)")
-    kind = raw_type.lower()
+    kind = lower_type(raw_type)
     try:
         if kind == "identify":
             records = _identify(event, config, trace)
@@ -689,6 +698,7 @@ def _event(event: dict[str, Any], kind: str, uid: Any, uid_path: Path | None,
     record: Record
     if truthy(name) and to_string(name).lower() == T.CHARGED_EVENT:  # s10.2
         record = _charged(event, config, trace)
+        raw_ts = get(event, T.PROPERTIES_TS)
     else:
         record = {"evtName": _event_name(event, kind, name, config, trace)}
         props = get(event, T.PROPERTIES)
@@ -704,17 +714,15 @@ def _event(event: dict[str, Any], kind: str, uid: Any, uid_path: Path | None,
                 trace.add("mapped", "evtData", "evtData <- properties (every property, as sent)",
                           source="properties")
         record["evtData"] = props
-        ts = get(event, T.PROPERTIES_TS)
-        if not _accepted(ts):
-            ts = MISSING
-        record["_ts"] = ts
+        raw_ts = get(event, T.PROPERTIES_TS)
+        if not _accepted(raw_ts):
+            raw_ts = MISSING
 
     record["type"] = "event"  # s10.3
     data = record["evtData"]
     if truthy(data):
         record["evtData"] = _stringify(data, record["evtName"], trace, "evtData.",
                                        not config.compat)
-    raw_ts = record.pop("_ts")
     if raw_ts is None:
         raw_ts = MISSING
     _set_ts(record, raw_ts, "properties.ts", event, config, trace)
@@ -736,8 +744,13 @@ def _event(event: dict[str, Any], kind: str, uid: Any, uid_path: Path | None,
                           source=uid_path.text)
     else:
         # The generic userId lookup is userIdOnly's paths, then anonymousId (spec s3).
-        user_id, user_path = (uid, uid_path) if uid is not None else (
-            (anonymous_id, T.ANONYMOUS_ID) if usable(anonymous_id) else (None, None))
+        # (Assigned apart: a conditional of tuples would build each tuple.)
+        user_id: Any = uid
+        user_path: Path | None = uid_path
+        if uid is None:
+            user_id, user_path = None, None
+            if usable(anonymous_id):
+                user_id, user_path = anonymous_id, T.ANONYMOUS_ID
         _set_root_identity(record, user_id, user_path, config, trace, "event")
     return record
 
@@ -758,7 +771,8 @@ def _event_name(event: dict[str, Any], kind: str, name: Any, config: MapperConfi
             trace.add("mapped", "evtName", f"evtName <- {prefix!r} (no name in the event)")
         return prefix
     text = to_string(value)
-    escaped = html_escape(text)
+    # The reference's escaping: sent in compat mode, shown as fix D4 in a trace.
+    escaped = html_escape(text) if config.compat or trace is not None else text
     result = trim(f"{prefix}: {escaped if config.compat else text}")
     if trace is not None and path is not None:
         trace.add("mapped", "evtName", f"evtName <- \"{prefix}: \" + {path.text}",
@@ -782,4 +796,4 @@ def _charged(event: dict[str, Any], config: MapperConfig, trace: Trace | None) -
     if trace is not None:
         trace.add("mapped", "evtName", 'evtName <- "Charged" (event "Order Completed")',
                   source="event")
-    return {"evtName": "Charged", "evtData": data, "_ts": get(event, T.PROPERTIES_TS)}
+    return {"evtName": "Charged", "evtData": data}
