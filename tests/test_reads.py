@@ -23,7 +23,7 @@ from clevertap_mapper.io.readers import read_items
 from clevertap_mapper.jsonutil import dumps, loads
 from clevertap_mapper.mapping import core
 from clevertap_mapper.mapping.core import map_or_reject
-from clevertap_mapper.mapping.reads import READ, decode_event
+from clevertap_mapper.mapping.reads import READ, decode_event, decoder, key_order
 from clevertap_mapper.stage import ChunkConverter
 from tests.conftest import CONFORMANCE
 
@@ -219,3 +219,41 @@ def test_a_number_past_the_doubles_where_the_mapping_does_not_read_is_judged_ali
         items = list(read_items([str(path)]))
         assert [type(i).__name__ for i in items] == ["SourceEvent", "SourceEvent", "Rejection"]
         assert items[1].event == decode_event(event)
+
+
+# ---- the decoder for the lines' own key order --------------------------------------------------
+
+_LINES = [dumps(event) for event in generate(400, seed=11)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(list(READ)), st.permutations(list(READ["context"])),
+       st.integers(0, len(READ)), st.integers(0, len(READ["context"])))
+def test_a_decoder_in_any_key_order_reads_what_the_default_one_does(
+        top: list[str], context: list[str], n_top: int, n_context: int) -> None:
+    # The order only makes msgspec's walk to each key shorter: what is read, and in which
+    # order it lands in the dict, are the line's.
+    ordered = decoder((tuple(top[:n_top]), tuple(context[:n_context])))
+    dotted = {"type": "identify", "traits.email": "a@b", "context.traits.phone": "1",
+              "context": {"traits.name": "N", "os": {"name": "iOS"}}}
+    lines = [*_LINES, dumps(dotted)]
+    for line in lines:
+        a, b = decode_event(line, ordered), decode_event(line)
+        assert a == b and list(a) == list(b), line[:200]
+        if type(a.get("context")) is dict:
+            assert list(a["context"]) == list(b["context"])
+
+
+def test_convert_reads_each_input_in_the_order_of_its_first_event() -> None:
+    converter = ChunkConverter(MapperConfig(), Checker("strict"), "records")
+    first = {"context": {"os": {"name": "iOS"}, "traits": {}}, "userId": "u", "type": "track",
+             "event": "E"}
+    block = b"\n".join(dumps(e) for e in [first, {"type": "page", "userId": "v"}]) + b"\n"
+    converter("a.ndjson", 1, block)
+    assert converter.order == (("context", "userId", "type", "event"), ("os", "traits"))
+    assert converter.order == key_order(decode_event(dumps(first)))
+    # Another block of the same input keeps it; another input takes its own.
+    converter("a.ndjson", 3, dumps({"type": "track", "event": "E", "userId": "u"}) + b"\n")
+    assert converter.order[0] == ("context", "userId", "type", "event")
+    converter("b.ndjson", 1, dumps({"type": "track", "event": "E", "userId": "u"}) + b"\n")
+    assert converter.order == (("type", "event", "userId"), ())

@@ -363,7 +363,7 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
                     yield from unwrap(value, source, lineno)
 
 
-def plain_event(line: bytes) -> dict[str, Any] | None:
+def plain_event(line: bytes, decode: Any = None) -> dict[str, Any] | None:
     """A plain event line read for the fields the mapping reads (``decode_event``), or None
     when the line is not a plain event of the usual shape (and must be read whole).
 
@@ -373,7 +373,7 @@ def plain_event(line: bytes) -> dict[str, Any] | None:
     the fast read only where the mapping reads, and whether such a line goes must not depend
     on the line before it or on the command. (Not in compat mode, which reads lines whole.)
     """
-    event = decode_event(line)
+    event = decode_event(line, decode)
     if type(event) is not dict:
         return None
     kind = event.get("type")

@@ -78,15 +78,60 @@ def _schema(name: str, tree: Tree) -> Any:
 
 
 READ: Final = read_tree(table_paths(), EVENT_KEYS)
-_decode = msgspec.json.Decoder(_schema("Event", READ)).decode
+
+# A line's keys in the order its lines give them (its top level's, its context's), as far as
+# the schema has them: see ``decoder``.
+KeyOrder = tuple[tuple[str, ...], tuple[str, ...]]
+_DECODERS: dict[KeyOrder, Any] = {}
+_DECODERS_MAX: Final = 16
 
 
-def decode_event(line: bytes) -> Any:
+def _ordered(tree: Tree, first: tuple[str, ...]) -> Tree:
+    """``tree`` with the keys of ``first`` first, then its other plain keys, then the dotted
+    ones."""
+    out: Tree = {k: tree[k] for k in first if k in tree}
+    for plain in (True, False):
+        for k, v in tree.items():
+            if ("." not in k) == plain and k not in out:
+                out[k] = v
+    return out
+
+
+def decoder(order: KeyOrder = ((), ())) -> Any:
+    """A decode of a line into the fields the mapping reads, for lines whose keys come in
+    ``order`` (``key_order`` of one of them).
+
+    msgspec finds each key of a line by a walk along the schema's fields from the one after
+    the last found, and walks them all for a key the schema lacks; the literal dotted keys
+    are 52 of the top level's 66 fields. So the fields go in the order lines give them, the
+    dotted ones last: for the bench's lines, 0.11 us less a line than in the tables' order.
+    The order changes nothing else: a decoded dict has the line's own order.
+    """
+    found = _DECODERS.get(order)
+    if found is None:
+        if len(_DECODERS) >= _DECODERS_MAX:  # lines of many shapes: keep the latest few
+            _DECODERS.clear()
+        tree = _ordered(READ, order[0])
+        context = tree["context"]
+        if type(context) is dict:
+            tree["context"] = _ordered(context, order[1])
+        found = msgspec.json.Decoder(_schema("Event", tree)).decode
+        _DECODERS[order] = found
+    return found
+
+
+def key_order(event: dict[str, Any]) -> KeyOrder:
+    """The order of a decoded event's keys, and of its context's: its line's order."""
+    context = event.get("context")
+    return tuple(event), (tuple(context) if type(context) is dict else ())
+
+
+def decode_event(line: bytes, decode: Any = None) -> Any:
     """The line as a dict of the fields the mapping reads, or None when it needs a full read.
 
     None for a line that is not UTF-8, not JSON, not an object, or has a non-object where an
     object is read (``context``, say). The caller still decides by ``type`` whether the line
-    is a plain event.
+    is a plain event. ``decode``: a ``decoder``, for lines of its order.
     """
     if not line.isascii():
         # The schema decode checks the UTF-8 of the strings it keeps, not of those it skips.
@@ -95,6 +140,6 @@ def decode_event(line: bytes) -> Any:
         except UnicodeDecodeError:
             return None
     try:
-        return _decode(line)
+        return (decode or decoder())(line)
     except (msgspec.DecodeError, RecursionError):
         return None
