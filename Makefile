@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml setup.py $(SOURCES)
 	$(BIN)/pip install --quiet --upgrade pip
 	rm -f $(VENV)/.installed-* *__mypyc*.so clevertap_mapper/*.so clevertap_mapper/*/*.so
 	CTMAP_COMPILE=$(COMPILE) $(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
+	# The bytecode of the interpreted modules, as pip writes it for an installed package: a
+	# process that may not write it (PYTHONDONTWRITEBYTECODE) compiles them at every start.
+	$(BIN)/python -m compileall -q cli clevertap_mapper
 	$(BIN)/ctmap --version  # says whether the hot path compiled
 	touch $(STAMP)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Literal
 
 from clevertap_mapper.errors import ConfigError
@@ -46,9 +45,10 @@ def settings_schema() -> dict[str, Any]:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
-def load_settings_file(path: str | Path) -> dict[str, Any]:
+def load_settings_file(path: str) -> dict[str, Any]:
     """Read and validate a ``ctmap.toml``; raise ConfigError listing every problem at once."""
     import tomllib  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
 
     p = Path(path)
     try:

@@ -11,8 +11,6 @@ import contextlib
 import ctypes
 import fcntl
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 
 from clevertap_mapper.checks import Checker
@@ -53,6 +51,9 @@ def _spill_directory(stack: contextlib.ExitStack) -> str:
     directory is made under another name and renamed once locked, so that no run takes a
     directory being made for an abandoned one.
     """
+    import shutil  # noqa: PLC0415 - (and tempfile: only with workers)
+    import tempfile  # noqa: PLC0415
+
     base = tempfile.gettempdir()
     _remove_abandoned_spills(base)
     made = tempfile.mkdtemp(prefix=".ctmap-new-", dir=base)
@@ -88,6 +89,8 @@ def _remove_abandoned_spills(base: str) -> None:
         except OSError:
             continue  # held: a run is using it
         else:
+            import shutil  # noqa: PLC0415 - only with workers
+
             shutil.rmtree(entry.path, ignore_errors=True)
         finally:
             os.close(fd)

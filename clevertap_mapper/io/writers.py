@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import gzip
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from typing import IO, Final, Generic, TypeVar
@@ -78,6 +76,8 @@ class Output:
             os.makedirs(directory, exist_ok=True)
             self.stream = self._open_partial()
             if name.endswith(".gz"):
+                import gzip  # noqa: PLC0415 - (and shutil below: not at every start)
+
                 self._file = self.stream
                 self.stream = gzip.GzipFile(  # type: ignore[assignment]
                     filename=os.path.basename(name[:-3]), fileobj=self._file, mode="wb",
@@ -163,6 +163,8 @@ class Output:
                         raise
                     self._sendfile = False
             if sent < size:
+                import shutil  # noqa: PLC0415
+
                 src.seek(sent)
                 shutil.copyfileobj(src, self.stream)
 

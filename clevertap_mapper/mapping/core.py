@@ -696,7 +696,7 @@ def _event(event: dict[str, Any], kind: str, uid: Any, uid_path: Path | None,
     """``uid``: the generic userId lookup (userIdOnly's paths), which map_or_reject made."""
     name = event.get("event", MISSING)
     record: Record
-    if truthy(name) and to_string(name).lower() == T.CHARGED_EVENT:  # s10.2
+    if _is_charged(name):  # s10.2
         record = _charged(event, config, trace)
         raw_ts = get(event, T.PROPERTIES_TS)
     else:
@@ -753,6 +753,13 @@ def _event(event: dict[str, Any], kind: str, uid: Any, uid_path: Path | None,
                 user_id, user_path = anonymous_id, T.ANONYMOUS_ID
         _set_root_identity(record, user_id, user_path, config, trace, "event")
     return record
+
+
+def _is_charged(name: Any) -> bool:
+    """Whether the event is Order Completed, in any case (an array of it too, as JS reads it)."""
+    if type(name) is str:  # lower() only a name of the length: it makes a new string
+        return len(name) == len(T.CHARGED_EVENT) and name.lower() == T.CHARGED_EVENT
+    return truthy(name) and to_string(name).lower() == T.CHARGED_EVENT
 
 
 def _event_name(event: dict[str, Any], kind: str, name: Any, config: MapperConfig,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from calendar import timegm
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -63,6 +62,8 @@ def _utc_ms(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0,
         return math.nan
     if h == 24 and (mi or s or (frac and int(frac))):
         return math.nan
+    from calendar import timegm  # noqa: PLC0415 - compat mode's dates only: not at every start
+
     try:
         base = timegm((y, mo, d, 0, 0, 0, 0, 0, 0))
         datetime(y, mo, d)  # validates the day of the month
