@@ -235,10 +235,8 @@ class ChunkConverter:
         out.count_into(summary)
         encoded: bytes | list[bytes] = out.records
         if self.joined:
-            encoded = b"\n".join(out.records) + b"\n" if out.records else b""
-        return ChunkResult(encoded, out.token_at,
-                           b"\n".join(out.rejects) + b"\n" if out.rejects else b"", summary,
-                           lines=count)
+            encoded = _lines(out.records)
+        return ChunkResult(encoded, out.token_at, _lines(out.rejects), summary, lines=count)
 
     def block(self, source: str, block: Block) -> ChunkResult:
         """Convert a reader's Block, and tell it how many lines it held (the reader numbers
@@ -318,6 +316,15 @@ class ChunkConverter:
                     records, rejections = stage.item(item)
                 out.add(records, rejections, lineno, item.pos.index)
         return lineno - first_line + 1
+
+
+def _lines(encoded: list[bytes]) -> bytes:
+    """NDJSON of encoded lines, each ending with a newline. (Not ``b"\\n".join(...) + b"\\n"``,
+    which copies a block's output a second time.)"""
+    if not encoded:
+        return b""
+    encoded.append(b"")
+    return b"\n".join(encoded)
 
 
 class Sink:

@@ -16,6 +16,8 @@ from clevertap_mapper.checks import Checker
 from clevertap_mapper.io.model import Position, Rejection
 from clevertap_mapper.io.writers import Batcher
 from clevertap_mapper.jsonutil import dumps, loads
+from clevertap_mapper.mapping import core
+from clevertap_mapper.mapping import tables as T
 from clevertap_mapper.mapping.js import js_numbers, json_stringify, number_to_string, to_number
 from clevertap_mapper.mapping.timestamps import (
     _NUMERIC,
@@ -105,6 +107,32 @@ def test_realistic_shapes_map_or_reject(kind: str, traits: dict[str, Any],
     except MappingError:
         return
     _check_records(records, config)
+
+
+_ROW_NAMES = ["email", "name", "phone", "gender", "birthday", "firstName", "last_name", "x"]
+_TRAIT_KEYS = [*_ROW_NAMES, *(f"{a}.{b}" for a in ("traits", "x") for b in _ROW_NAMES[:3])]
+_traits = st.dictionaries(st.sampled_from(_TRAIT_KEYS), st.one_of(
+    st.sampled_from(["", "v", "w", 0, None]), st.lists(st.just("l"), max_size=2)), max_size=4)
+_roots = st.one_of(_traits, st.lists(st.just("i"), max_size=2), st.just("text"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.sampled_from(["traits", "properties", "context", "a.b", "x.y.z",
+                                        *(f"{r}.{n}" for r in ("traits", "context.traits",
+                                                               "properties")
+                                          for n in _ROW_NAMES[:4]), "context.traits"]),
+                       _roots, max_size=5),
+       st.dictionaries(st.sampled_from(["traits", "os", "a.b", "traits.email", "traits.name",
+                                        "device.token"]), _roots, max_size=3))
+def test_identify_reads_each_row_as_get_value_would(top: dict[str, Any],
+                                                    context: dict[str, Any]) -> None:
+    # _TraitRoots looks each row up on its root, unless a literal dotted key get-value could
+    # find is there: then as _first_usable (get-value's walk) does. Other dotted keys ("a.b")
+    # keep the fast lookups; either way the values must be get-value's.
+    event = {**top, "context": context} if "context" not in top else top
+    roots = core._TraitRoots(event)
+    for paths in (*(row.sources for row in T.IDENTIFY_ROWS), T.FIRST_NAME, T.LAST_NAME):
+        assert roots.first_usable(paths) == core._first_usable(event, paths), (paths, event)
 
 
 @given(json_values)

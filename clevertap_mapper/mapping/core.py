@@ -39,6 +39,7 @@ from clevertap_mapper.mapping.paths import (
     own_items,
     set_path,
 )
+from clevertap_mapper.mapping.reads import CONTEXT_DOTTED, TOP_DOTTED
 from clevertap_mapper.mapping.timestamps import (
     BIRTHDAY_MAX_SECONDS,
     MICROS,
@@ -412,10 +413,11 @@ def _set_ts(record: Record, raw: Any, source: str, event: dict[str, Any], config
 class _TraitRoots:
     """``traits``, ``context.traits`` and ``properties`` of one event, looked up once.
 
-    Identify reads some 35 paths under these three objects. When no key of the event (or of
-    its ``context``, where ``traits`` is absent there) contains a dot, get-value's literal
-    dotted-key fallbacks cannot match, so each path is one dict lookup on its root; otherwise
-    every path takes the general ``_first_usable``.
+    Identify reads some 35 paths under these three objects. When the event (or its
+    ``context``, where ``traits`` is absent there) has none of the literal dotted keys that
+    get-value's fallbacks could find for them (``"traits.email"``, ``"context.traits"``: the
+    dotted keys the fast read reads, reads.TOP_DOTTED), each path is one dict lookup on its
+    root; otherwise every path takes the general ``_first_usable``.
     """
 
     __slots__ = ("event", "roots")
@@ -429,14 +431,13 @@ class _TraitRoots:
 
     @staticmethod
     def _roots(event: dict[str, Any]) -> tuple[Any, ...] | None:
-        for key in event:
-            if "." in key:
-                return None
+        if not TOP_DOTTED.isdisjoint(event):
+            return None
         context = event.get("context", MISSING)
         context_traits: Any = MISSING
         if type(context) is dict:
             context_traits = context.get("traits", MISSING)
-            if context_traits is MISSING and any("." in key for key in context):
+            if context_traits is MISSING and not CONTEXT_DOTTED.isdisjoint(context):
                 return None
         return (event.get("traits", MISSING), context_traits, event.get("properties", MISSING))
 

@@ -78,6 +78,10 @@ def _schema(name: str, tree: Tree) -> Any:
 
 
 READ: Final = read_tree(table_paths(), EVENT_KEYS)
+# The literal dotted keys get-value may find for a table's path, at the top level and in
+# context: only these can make a lookup differ from a walk of the path's segments.
+TOP_DOTTED: Final = frozenset(k for k in READ if "." in k)
+CONTEXT_DOTTED: Final = frozenset(k for k in READ["context"] if "." in k)
 
 # A line's keys in the order its lines give them (its top level's, its context's), as far as
 # the schema has them: see ``decoder``.
