@@ -319,8 +319,9 @@ class ChunkConverter:
 
 
 def _lines(encoded: list[bytes]) -> bytes:
-    """NDJSON of encoded lines, each ending with a newline. (Not ``b"\\n".join(...) + b"\\n"``,
-    which copies a block's output a second time.)"""
+    """NDJSON of encoded lines, each ending with a newline; ``encoded`` gets an empty last item
+    for the last newline. (Not ``b"\\n".join(...) + b"\\n"``, which copies a block's output a
+    second time.)"""
     if not encoded:
         return b""
     encoded.append(b"")

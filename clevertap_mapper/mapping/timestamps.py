@@ -199,7 +199,7 @@ def _days_from_march_0000(y: int, m: int, d: int) -> int:
 _SECONDS_TO_1970: Final = 719468 * 86400  # from 0000-03-01 to 1970-01-01
 # _iso_parts pays only compiled: as interpreted Python it takes five times fromisoformat's
 # time, so the pure build (no C compiler) keeps to fromisoformat.
-_READ_ISO_HERE: Final = not __file__.endswith(".py")
+_READ_ISO_HERE: Final = __file__.endswith((".so", ".pyd"))  # an extension module: compiled
 
 
 def _iso_parts(text: str) -> tuple[int, int]:
