@@ -854,7 +854,7 @@ def _object_id(oid: Any, out: list[Finding]) -> bool:
     if _refused(oid, oid.strip()):
         out.append(_finding(_L["identity_refused"], "objectId", oid))
         return False
-    if len(oid) > _L["identity_length"].limit:
+    if len(oid) > _IDENTITY_MAX:
         out.append(_finding(_L["identity_length"], "objectId", count=len(oid)))
         return False
     row = _L["object_id_format"]

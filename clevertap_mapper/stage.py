@@ -20,8 +20,8 @@ from clevertap_mapper.io.readers import (
     RECORD_TYPES,
     Block,
     Item,
-    parse_error,
     plain_event,
+    refused_line,
     unwrap,
 )
 from clevertap_mapper.jsonutil import dumps, loads
@@ -289,15 +289,11 @@ class ChunkConverter:
             except (ValueError, RecursionError) as exc:
                 if not line.strip():
                     continue  # a blank line: skipped, not a rejection
-                # A number past the doubles' range where the mapping does not read: the fast
-                # read's, whatever the line before was (see plain_event).
-                event = None if js_numbers or tried else plain_event(line, decode)
-                if event is not None:
-                    records, rejections = stage.event(event, (source, lineno, None), line)
-                    out.add(records, rejections, lineno, None)
-                    continue
-                records, rejections = stage.item(parse_error(Position(source, lineno), line,
-                                                             exc))
+                refused = refused_line(line, Position(source, lineno), exc, js_numbers or tried)
+                if type(refused) is SourceEvent:  # the line is the event: keep its bytes
+                    records, rejections = stage.event(refused.event, refused.pos, line)
+                else:
+                    records, rejections = stage.item(refused)
                 out.add(records, rejections, lineno, None)
                 continue
             kind = value.get("type") if type(value) is dict else None

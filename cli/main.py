@@ -56,20 +56,22 @@ class CtmapGroup(click.Group):
                        "the run did not finish", err=True)
             ctx.exit(ExitCode.ERROR)
         except CtmapError as exc:
-            if show_traceback:
-                import traceback  # noqa: PLC0415 - only when asked
-
-                traceback.print_exc()
+            _print_traceback(show_traceback)
             click.echo(f"ctmap: error: {exc}", err=True)
             ctx.exit(ExitCode.ERROR)
         except Exception as exc:
-            if show_traceback:
-                import traceback  # noqa: PLC0415 - only when asked
-
-                traceback.print_exc()
+            _print_traceback(show_traceback)
             click.echo(f"ctmap: unexpected error: {type(exc).__name__}: {exc} "
                        "(rerun with --traceback to see where, and please report it)", err=True)
             ctx.exit(ExitCode.ERROR)
+
+
+def _print_traceback(asked: bool) -> None:
+    """The traceback of the exception being handled, with --traceback."""
+    if asked:
+        import traceback  # noqa: PLC0415 - only when asked
+
+        traceback.print_exc()
 
 
 @click.group(cls=CtmapGroup, context_settings={"help_option_names": ["-h", "--help"],

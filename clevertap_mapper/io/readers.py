@@ -351,11 +351,7 @@ def read_items(inputs: Iterable[str], *, js_numbers: bool = False) -> Iterator[I
                 try:
                     value = loads(line, js_numbers=js_numbers)
                 except (ValueError, RecursionError) as exc:
-                    event = None if js_numbers else plain_event(line)
-                    if event is not None:
-                        yield SourceEvent(Position(source, lineno), event)
-                    else:
-                        yield parse_error(Position(source, lineno), line, exc)
+                    yield refused_line(line, Position(source, lineno), exc, js_numbers)
                     continue
                 if type(value) is dict and "type" in value:  # most lines: no generator
                     yield _typed(value, Position(source, lineno))
@@ -378,6 +374,18 @@ def plain_event(line: bytes, decode: Any = None) -> dict[str, Any] | None:
         return None
     kind = event.get("type")
     return event if type(kind) is str and kind not in RECORD_TYPES else None
+
+
+def refused_line(line: bytes, pos: Position, exc: Exception,
+                 fast_read: bool) -> SourceEvent | Rejection:
+    """What a line the full read refused (with ``exc``) gives: the fast read's event when it
+    takes the line (a number past the doubles' range where the mapping does not read: see
+    ``plain_event``), else the reader's rejection. ``fast_read``: the fast read has had the
+    line already, or must not (compat mode)."""
+    event = None if fast_read else plain_event(line)
+    if event is not None:
+        return SourceEvent(pos, event)
+    return parse_error(pos, line, exc)
 
 
 def unwrap(value: Any, source: str, lineno: int) -> Iterator[Item]:

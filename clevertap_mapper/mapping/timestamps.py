@@ -281,6 +281,11 @@ def iso_micros(text: str) -> int | None:
         seconds, fraction = _iso_parts(text)
         if fraction >= 0:
             return seconds * MICROS + fraction
+    return _stdlib_iso_micros(text)
+
+
+def _stdlib_iso_micros(text: str) -> int | None:
+    """``iso_micros`` by fromisoformat: any form it takes, or None."""
     try:
         dt = _from_iso(text)
     except ValueError:
@@ -299,7 +304,7 @@ def iso_seconds(text: str) -> int | None:
         seconds, fraction = _iso_parts(text)
         if fraction >= 0:
             return seconds  # floored: the fraction is never negative
-    micros = iso_micros(text)
+    micros = _stdlib_iso_micros(text)
     return None if micros is None else micros // MICROS
 
 
